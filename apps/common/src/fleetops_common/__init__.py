@@ -1,0 +1,1 @@
+"""Building blocks shared by the fleetops services (info and data)."""

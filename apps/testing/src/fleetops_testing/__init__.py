@@ -1,0 +1,1 @@
+"""Test-only helpers for fleetops; never shipped to hosts."""
