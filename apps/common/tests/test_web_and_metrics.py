@@ -21,7 +21,7 @@ def client():
 
     @app.get("/teapot")
     def teapot():
-        abort_json(418, "short and stout", headers={"X-Why": "tea"}, kind="pot")
+        abort_json(418, "short and stout", headers={"X-Why": "tea"}, kind="pot", status="hot")
 
     @app.get("/boom")
     def boom():
@@ -52,6 +52,7 @@ def test_json_body_round_trip(client):
         (b"[1, 2]", "request body must be a JSON object"),
         (b"{nope", "request body is not valid JSON"),
         (b'"\xff\xfe"', "request body is not valid JSON"),
+        (b"[" * 60000, "request body is nested too deeply"),
     ],
 )
 def test_bad_json_bodies_are_400(client, body, message):
@@ -82,7 +83,7 @@ def test_oversized_chunked_body_is_413():
 
 def test_abort_json_carries_fields_and_headers(client):
     res = client.get("/teapot", status=418)
-    assert res.json == {"kind": "pot", "error": "short and stout"}
+    assert res.json == {"kind": "pot", "status": "hot", "error": "short and stout"}
     assert res.headers["X-Why"] == "tea"
 
 

@@ -48,7 +48,7 @@ def json_error_handler(error: bottle.HTTPError) -> str:
 
 
 def abort_json(
-    status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int, message: str, /, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> NoReturn:
     """Stop the route with a JSON error body ``{"error": message, **extra}``."""
     payload: dict[str, Any] = {**extra, "error": message}
@@ -62,19 +62,28 @@ def json_response(payload: dict[str, Any], status: int = 200) -> bottle.HTTPResp
     return bottle.HTTPResponse(body=_dumps(payload), status=status, headers={"Content-Type": JSON})
 
 
-def read_json_object(request: bottle.BaseRequest) -> dict[str, Any]:
-    """Parse the request body as a JSON object, or abort with 400 saying what is wrong."""
+def read_body(request: bottle.BaseRequest) -> bytes:
+    """The raw request body, or abort with 413 when it exceeds ``MAX_BODY_BYTES``."""
     if request.content_length > MAX_BODY_BYTES:
         abort_json(413, _GENERIC[413])
     raw = request.body.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
+    if len(raw) > MAX_BODY_BYTES:  # a chunked body announces no length up front
         abort_json(413, _GENERIC[413])
+    return raw
+
+
+def read_json_object(request: bottle.BaseRequest) -> dict[str, Any]:
+    """Parse the request body as a JSON object, or abort with 400 saying what is wrong."""
+    raw = read_body(request)
     if not raw:
         abort_json(400, "request body must be a JSON object")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         abort_json(400, "request body is not valid JSON")
+    except RecursionError:
+        # json recurses per nesting level: "[[[[..." well within the size limit gets here.
+        abort_json(400, "request body is nested too deeply")
     if not isinstance(data, dict):
         abort_json(400, "request body must be a JSON object")
     return data

@@ -1,0 +1,1 @@
+"""fleetops data: users, credential checks and quotes on MariaDB, behind a token-protected API."""

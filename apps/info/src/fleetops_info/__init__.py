@@ -1,0 +1,1 @@
+"""fleetops info: the public API (login, JWT, CIDR conversions, quotes page)."""
