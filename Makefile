@@ -10,7 +10,19 @@ APPS   := apps/common apps/info apps/data apps/testing
 PYSRC  := apps tools
 STAMP  := $(VENV)/.installed
 
-.PHONY: help deps host-deps venv lint unit test up clean
+# The local fleet this checkout drives: its podman objects are prefixed with FLEET_NAME and its
+# loopback ports start at FLEET_PORT_BASE (HTTP at +80, HTTPS at +443), so fleets coexist.
+export FLEET_NAME      ?= fleetops
+export FLEET_PORT_BASE ?= 8000
+export CONTAINERS_CONF := $(CURDIR)/.config/containers/containers.conf
+export PATH            := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_FORCE_COLOR ?= 0
+PLAYBOOK := $(BIN)/ansible-playbook
+# `make test` runs its own fleets (Molecule scenarios, the e2e fleet), never the one above.
+TEST_FLEET_NAME      ?= $(FLEET_NAME)-test
+TEST_FLEET_PORT_BASE ?= $(shell echo $$(( $(FLEET_PORT_BASE) + 20000 )))
+
+.PHONY: help deps host-deps venv image lint unit molecule test up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,24 +40,41 @@ venv: $(STAMP) ## the project venv (.venv): Ansible, Molecule, linters, the apps
 
 deps: host-deps venv ## everything `make up` and `make test` need
 
-lint: deps ## ruff and yamllint
+image: host-deps ## the Debian 12 systemd image of the fleet's hosts (debootstrap; cached)
+	@scripts/build-image.sh
+
+lint: deps ## ruff, yamllint, ansible-lint (production profile), playbook syntax
 	$(BIN)/ruff check $(PYSRC)
 	$(BIN)/ruff format --check $(PYSRC)
 	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production -q
+	$(PLAYBOOK) --syntax-check site.yml playbooks/*.yml
 
-unit: deps ## the apps' tests against a real MariaDB, with the coverage gate (100 % lines, 95 % branches)
+unit: deps ## the apps' tests against a real MariaDB (coverage gate: 100 % lines, 95 % branches), role logic
 	rm -f .coverage .coverage.*
+	$(BIN)/pytest -q tests/unit
 	$(BIN)/coverage run -m pytest apps
 	$(BIN)/coverage report
 	$(BIN)/coverage json -q -o coverage.json
 	$(PY) tools/coverage_gate.py coverage.json --lines 100 --branches 95
 
-test: lint unit ## everything CI runs
+molecule: deps image ## every role's Molecule scenario, then the whole fleet (default scenario: site.yml + e2e)
+	FLEET_NAME=$(TEST_FLEET_NAME) FLEET_PORT_BASE=$(TEST_FLEET_PORT_BASE) $(BIN)/molecule test --all
 
-up: deps ## bring up the local fleet (arrives with the fleet issue; see README)
-	@echo "The local fleet (make up) is not built yet: it arrives with the fleet issue."
-	@echo "Until then, run the two services by hand as the README shows."
-	@exit 1
+test: lint unit molecule ## everything CI runs
+
+up: deps ## build, provision and converge the local fleet, smoke-test it, print the URLs
+	@start=$$(date +%s); \
+	$(PLAYBOOK) playbooks/provision.yml; \
+	$(PLAYBOOK) site.yml; \
+	$(PY) tools/smoke.py "http://127.0.0.1:$$(($(FLEET_PORT_BASE) + 80))"; \
+	echo; \
+	echo "fleet '$(FLEET_NAME)' is up in $$(( $$(date +%s) - start )) s:"; \
+	echo "  http://127.0.0.1:$$(($(FLEET_PORT_BASE) + 80))/"; \
+	echo "  https://127.0.0.1:$$(($(FLEET_PORT_BASE) + 443))/   (self-signed certificate)"
+
+down: deps ## remove the local fleet; keeps the database volume unless DESTROY_DATA=1
+	$(PLAYBOOK) playbooks/deprovision.yml $(if $(filter 1 yes true,$(DESTROY_DATA)),-e destroy_data=true,)
 
 clean: ## remove the venv and test/build leftovers (never touches a running fleet)
 	rm -rf $(VENV) .coverage .coverage.* coverage.json .pytest_cache .ruff_cache

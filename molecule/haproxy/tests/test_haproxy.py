@@ -1,0 +1,62 @@
+"""HAProxy in front of info: routing, internal paths, TLS, runtime API, hitless reload."""
+
+import json
+import os
+
+FLEET = os.environ.get("FLEET_NAME") or "fleetops"
+testinfra_hosts = [f"podman://{FLEET}-mol-lb"]
+
+
+def curl(host, url, *args):
+    out = host.check_output(f"curl -sk -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} {url}")
+    body, _, status = out.rpartition("\n")
+    return int(status), body
+
+
+def runtime(host, command):
+    return host.check_output(f"echo '{command}' | socat stdio unix-connect:/run/haproxy/admin.sock")
+
+
+def test_config_is_valid_and_service_runs(host):
+    assert host.run("haproxy -c -q -f /etc/haproxy/haproxy.cfg").rc == 0
+    assert host.service("haproxy").is_running
+
+
+def test_routes_to_info_over_http_and_https(host):
+    assert curl(host, "http://127.0.0.1/_health") == (200, "HEALTHY")
+    assert curl(host, "https://127.0.0.1/_health") == (200, "HEALTHY")
+
+
+def test_internal_paths_are_never_forwarded(host):
+    for path in ("/metrics", "/api/health", "/api/"):
+        status, body = curl(host, f"http://127.0.0.1{path}")
+        assert status == 404, path
+        assert json.loads(body) == {"error": "no such path"}
+
+
+def test_tls_refuses_old_protocols(host):
+    old = host.run("openssl s_client -connect 127.0.0.1:443 -tls1_1 </dev/null")
+    assert old.rc != 0
+    modern = host.run("openssl s_client -connect 127.0.0.1:443 -tls1_3 </dev/null")
+    assert modern.rc == 0
+
+
+def test_runtime_api_drains_and_state_survives_reload(host):
+    server = f"info/{FLEET}-mol-lb-info"
+    runtime(host, f"set server {server} state maint")
+    try:
+        assert curl(host, "http://127.0.0.1/_health")[0] == 503
+        host.run_expect([0], "systemctl reload haproxy")
+        state = runtime(host, "show servers state info")
+        # srv_admin_state 1 = maintenance, set through the runtime API and kept by the reload.
+        line = next(ln for ln in state.splitlines() if f"{FLEET}-mol-lb-info" in ln)
+        assert line.split()[6] == "1", state
+    finally:
+        runtime(host, f"set server {server} state ready")
+
+
+def test_prometheus_metrics_on_the_stats_port(host):
+    address = host.check_output("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1")
+    status, body = curl(host, f"http://{address}:8404/metrics")
+    assert status == 200
+    assert "haproxy_backend_active_servers" in body

@@ -1,0 +1,50 @@
+"""Data written survives a full re-converge (which changes nothing) and a db restart."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import urllib.parse
+
+from tests.e2e.conftest import fetch
+
+
+def editor_token(fleet):
+    form = urllib.parse.urlencode({"username": "noadmin", "password": "noPow3r"}).encode()
+    status, _, body = fetch(f"{fleet.http}/login", data=form)
+    assert status == 200, body
+    return json.loads(body)["data"]
+
+
+def quote_count(fleet):
+    out = fleet.sh("db1", "mariadb -N -e 'SELECT COUNT(*) FROM fleetops.quotes'").stdout
+    return int(out.strip())
+
+
+def test_written_data_survives_reconverge_and_db_restart(fleet):
+    text = f"persistent {secrets.token_hex(6)}"
+    status, _, body = fetch(
+        f"{fleet.http}/quotes", data=json.dumps({"author": "e2e", "text": text}).encode(),
+        headers={"Authorization": f"Bearer {editor_token(fleet)}",
+                 "Content-Type": "application/json"})
+    assert status == 201, body
+    before = quote_count(fleet)
+
+    run = fleet.ansible_playbook("site.yml")
+    assert run.returncode == 0, run.stdout[-4000:]
+    changed = [int(n) for n in re.findall(r"changed=(\d+)", run.stdout)]
+    assert changed and not any(changed), "a second site.yml run changed something:\n" + \
+        run.stdout[-4000:]
+
+    fleet.podman("restart", "--time", "20", fleet.container("db1"))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if fetch(f"{fleet.http}/_ready")[0] == 200:
+            break
+        time.sleep(1)
+    assert quote_count(fleet) == before
+    stored = fleet.sh("db1", "mariadb -N -e \"SELECT COUNT(*) FROM fleetops.quotes WHERE text='"
+                      + text + "'\"").stdout.strip()
+    assert stored == "1"

@@ -1,0 +1,34 @@
+"""ARCHITECTURE.md's firewall table, written out by hand for the tests.
+
+Kept independent of the role's data (roles/hardening/defaults/main.yml) on purpose: if someone
+edits the role's policy, the tests still hold it to the architecture.
+"""
+
+from __future__ import annotations
+
+# (destination group, port) -> who may connect: "anyone", "controller", or inventory groups.
+POLICY: dict[tuple[str, int], frozenset[str]] = {
+    ("lb", 80): frozenset({"anyone"}),
+    ("lb", 443): frozenset({"anyone"}),
+    ("lb", 9876): frozenset({"info"}),
+    ("lb", 8404): frozenset({"monitoring"}),
+    ("info", 5555): frozenset({"lb", "monitoring"}),
+    ("data", 9876): frozenset({"lb", "monitoring"}),
+    ("db", 3306): frozenset({"data"}),
+    ("monitoring", 9090): frozenset({"controller", "monitoring"}),
+    ("monitoring", 9093): frozenset({"controller", "monitoring"}),
+    ("all", 9100): frozenset({"monitoring"}),
+    ("all", 22): frozenset({"controller"}),
+}
+
+PORTS = sorted({port for (_, port) in POLICY})
+
+
+def allowed(source_groups: set[str], destination_groups: set[str], port: int) -> bool:
+    """May a source in ``source_groups`` (or {"controller"}) reach ``port`` on a destination?"""
+    for (group, p), sources in POLICY.items():
+        if p != port or group not in destination_groups | {"all"}:
+            continue
+        if "anyone" in sources or sources & source_groups:
+            return True
+    return False

@@ -1,0 +1,108 @@
+"""The firewall filter turns ARCHITECTURE.md's policy into exactly its cells, per host."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, load_module
+from tests.policy import POLICY as EXPECTED
+
+fw = load_module("roles/hardening/filter_plugins/firewall.py")
+ROLE_POLICY = yaml.safe_load((ROOT / "roles/hardening/defaults/main.yml").read_text())[
+    "hardening_firewall_policy"
+]
+GROUPS = {
+    "all": ["lb1", "info1", "info2", "data1", "data2", "db1", "mon1"],
+    "lb": ["lb1"],
+    "info": ["info1", "info2"],
+    "data": ["data1", "data2"],
+    "db": ["db1"],
+    "monitoring": ["mon1"],
+    "ungrouped": [],
+}
+ADDR = {h: f"10.0.0.{i}" for i, h in enumerate(GROUPS["all"], start=10)}
+CONTROLLER = ["10.0.0.1/32"]
+
+def allowed(rules, port):
+    """Sources allowed to reach ``port`` on a host, as a set of addresses or {'anyone'}."""
+    out = set()
+    for rule in rules:
+        if port in rule["ports"]:
+            out |= {"anyone"} if rule["anyone"] else set(rule["saddr4"]) | set(rule["saddr6"])
+    return out
+
+
+def expected_sources(sources):
+    out = set()
+    for source in sources:
+        if source == "anyone":
+            out.add("anyone")
+        elif source == "controller":
+            out |= set(CONTROLLER)
+        else:
+            out |= {f"{ADDR[h]}/32" for h in GROUPS[source]}
+    return out
+
+
+@pytest.mark.parametrize("host", GROUPS["all"])
+def test_every_cell_of_the_policy_holds_for_every_host(host):
+    rules = fw.firewall_rules(ROLE_POLICY, host, GROUPS, ADDR, CONTROLLER)
+    groups_of_host = {g for g, members in GROUPS.items() if host in members} | {"all"}
+    ports = {p for (_, p) in EXPECTED} | {p for r in rules for p in r["ports"]}
+    for port in ports:
+        want = set()
+        for (group, p), sources in EXPECTED.items():
+            if p == port and group in groups_of_host:
+                want |= expected_sources(sources)
+        assert allowed(rules, port) == want, (host, port)
+
+
+def test_a_host_added_later_is_allowed_where_its_group_is():
+    groups = {**GROUPS, "info": [*GROUPS["info"], "info3"], "all": [*GROUPS["all"], "info3"]}
+    addr = {**ADDR, "info3": "10.0.0.99"}
+    lb_rules = fw.firewall_rules(ROLE_POLICY, "lb1", groups, addr, CONTROLLER)
+    assert "10.0.0.99/32" in allowed(lb_rules, 9876)
+    info3 = fw.firewall_rules(ROLE_POLICY, "info3", groups, addr, CONTROLLER)
+    assert allowed(info3, 5555) == {"10.0.0.10/32", "10.0.0.16/32"}  # lb1, mon1
+
+
+def test_empty_or_missing_source_groups_allow_nobody():
+    groups = {**GROUPS, "monitoring": []}
+    rules = fw.firewall_rules(ROLE_POLICY, "db1", groups, ADDR, CONTROLLER)
+    node = next(r for r in rules if r["name"] == "node-exporter")
+    assert (node["anyone"], node["saddr4"], node["saddr6"]) == (False, [], [])
+    without = {k: v for k, v in GROUPS.items() if k != "monitoring"}
+    assert allowed(fw.firewall_rules(ROLE_POLICY, "db1", without, ADDR, CONTROLLER), 9100) == set()
+
+
+def test_ipv6_sources_are_kept_apart():
+    rules = fw.firewall_rules(ROLE_POLICY, "db1", GROUPS, {**ADDR, "data2": "fd00::2"}, CONTROLLER)
+    mariadb = next(r for r in rules if r["name"] == "mariadb")
+    assert mariadb["saddr4"] == ["10.0.0.13/32"]
+    assert mariadb["saddr6"] == ["fd00::2/128"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "x", "to": "lb", "ports": [80]}, "lacks 'from'"),
+        ({"name": "x", "to": "lb", "ports": [0], "from": ["anyone"]}, "bad ports"),
+        ({"name": "x", "to": "lb", "ports": [], "from": ["anyone"]}, "bad ports"),
+        ({"name": "x", "to": "lb", "ports": [80], "from": "anyone"}, "must be a list"),
+    ],
+)
+def test_malformed_policy_is_refused(entry, message):
+    with pytest.raises(fw.PolicyError, match=message):
+        fw.firewall_rules([entry], "lb1", GROUPS, ADDR, CONTROLLER)
+
+
+def test_unknown_address_and_bad_cidr_are_refused():
+    with pytest.raises(fw.PolicyError, match="no address known for host 'data1'"):
+        fw.firewall_rules(ROLE_POLICY, "db1", GROUPS, {"data2": "10.0.0.1"}, CONTROLLER)
+    with pytest.raises(fw.PolicyError, match="not an address"):
+        fw.firewall_rules(ROLE_POLICY, "db1", GROUPS, ADDR, ["example.com"])
+
+
+def test_ansible_sees_the_filter():
+    assert fw.FilterModule().filters() == {"firewall_rules": fw.firewall_rules}
