@@ -25,11 +25,7 @@ def quote_count(fleet):
 
 def test_written_data_survives_reconverge_and_db_restart(fleet):
     text = f"persistent {secrets.token_hex(6)}"
-    status, _, body = fetch(
-        f"{fleet.http}/quotes", data=json.dumps({"author": "e2e", "text": text}).encode(),
-        headers={"Authorization": f"Bearer {editor_token(fleet)}",
-                 "Content-Type": "application/json"})
-    assert status == 201, body
+    write_quote(fleet, text)
     before = quote_count(fleet)
 
     run = fleet.ansible_playbook("site.yml")
@@ -45,6 +41,34 @@ def test_written_data_survives_reconverge_and_db_restart(fleet):
             break
         time.sleep(1)
     assert quote_count(fleet) == before
-    stored = fleet.sh("db1", "mariadb -N -e \"SELECT COUNT(*) FROM fleetops.quotes WHERE text='"
-                      + text + "'\"").stdout.strip()
-    assert stored == "1"
+    assert stored(fleet, text)
+
+
+def write_quote(fleet, text):
+    status, _, body = fetch(
+        f"{fleet.http}/quotes", data=json.dumps({"author": "e2e", "text": text}).encode(),
+        headers={"Authorization": f"Bearer {editor_token(fleet)}",
+                 "Content-Type": "application/json"})
+    assert status == 201, body
+
+
+def stored(fleet, text):
+    return fleet.sh("db1", "mariadb -N -e \"SELECT COUNT(*) FROM fleetops.quotes WHERE text='"
+                    + text + "'\"").stdout.strip() == "1"
+
+
+def test_backup_then_restore_returns_to_the_backup(fleet, tmp_path):
+    kept, lost = f"kept {secrets.token_hex(6)}", f"lost {secrets.token_hex(6)}"
+    write_quote(fleet, kept)
+    run = fleet.ansible_playbook("playbooks/backup.yml", "-e", f"backup_dest={tmp_path}")
+    assert run.returncode == 0, run.stdout[-4000:]
+    dumps = list(tmp_path.glob("fleetops-*.sql.gz"))
+    assert len(dumps) == 1, "backup.yml fetched no dump to the controller"
+    write_quote(fleet, lost)
+    assert stored(fleet, kept) and stored(fleet, lost)
+
+    run = fleet.ansible_playbook("playbooks/restore.yml", "-e", f"backup_file={dumps[0]}")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert stored(fleet, kept)
+    assert not stored(fleet, lost)
+    assert fetch(f"{fleet.http}/quote")[0] == 200
