@@ -45,7 +45,8 @@ def test_runtime_api_drains_and_state_survives_reload(host):
     server = f"info/{FLEET}-mol-lb-info"
     runtime(host, f"set server {server} state maint")
     try:
-        assert curl(host, "http://127.0.0.1/_health")[0] == 503
+        status, body = curl(host, "http://127.0.0.1/_health")
+        assert (status, json.loads(body)) == (503, {"error": "service unavailable, try again later"})
         host.run_expect([0], "systemctl reload haproxy")
         state = runtime(host, "show servers state info")
         # srv_admin_state 1 = maintenance, set through the runtime API and kept by the reload.
