@@ -22,9 +22,16 @@ class LoadResult:
 
 
 class SteadyLoad:
-    def __init__(self, port: int, paths: list[str], *, workers: int = 4,
-                 max_seconds: float = 300, max_requests: int = 200_000,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        paths: list[str],
+        *,
+        workers: int = 4,
+        max_seconds: float = 300,
+        max_requests: int = 200_000,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.port, self.paths, self.workers = port, paths, workers
         self.deadline = time.monotonic() + max_seconds
         self.max_requests = max_requests
@@ -32,8 +39,9 @@ class SteadyLoad:
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                         for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(workers)
+        ]
 
     def __enter__(self) -> SteadyLoad:
         for thread in self._threads:

@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--branches", type=float, default=95.0)
     args = parser.parse_args(argv)
     lines, branches = percentages(json.loads(args.report.read_text()))
-    print(f"coverage: lines {lines:.2f} % (gate {args.lines} %), "
-          f"branches {branches:.2f} % (gate {args.branches} %)")
+    print(
+        f"coverage: lines {lines:.2f} % (gate {args.lines} %), "
+        f"branches {branches:.2f} % (gate {args.branches} %)"
+    )
     if lines < args.lines or branches < args.branches:
         print("coverage gate FAILED", file=sys.stderr)
         return 1

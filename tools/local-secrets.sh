@@ -19,7 +19,9 @@ vault_jwt_secret: "$(rand 64 64)"
 vault_data_api_token: "$(rand 48 40)"
 vault_db_app_password: "$(rand 48 32)"
 YAML
-"${ANSIBLE_VAULT:-$root/.venv/bin/ansible-vault}" encrypt --vault-password-file "$root/tools/vault-password.sh" \
-  --output "$out" "$tmp" >/dev/null
+# The environment variable (not --vault-password-file) so that an ansible.cfg naming the same
+# script does not make it a second vault id.
+ANSIBLE_VAULT_PASSWORD_FILE="$root/tools/vault-password.sh" \
+  "${ANSIBLE_VAULT:-$root/.venv/bin/ansible-vault}" encrypt --output "$out" "$tmp" >/dev/null
 chmod 600 "$out"
 echo "generated $out"

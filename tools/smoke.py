@@ -15,9 +15,10 @@ import urllib.parse
 import urllib.request
 
 
-def call(url: str, data: bytes | None = None, headers: dict[str, str] | None = None
-         ) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, headers=headers or {})
+def call(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers or {})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return response.status, response.read()
@@ -40,8 +41,9 @@ def smoke(base: str) -> list[str]:
         problems.append(f"POST /login answered {status}: {body[:200]!r}")
         return problems
     token = json.loads(body)["data"]
-    status, body = call(f"{base}/cidr-to-mask?value=24",
-                        headers={"Authorization": f"Bearer {token}"})
+    status, body = call(
+        f"{base}/cidr-to-mask?value=24", headers={"Authorization": f"Bearer {token}"}
+    )
     if status != 200 or json.loads(body).get("output") != "255.255.255.0":
         problems.append(f"GET /cidr-to-mask answered {status}: {body[:200]!r}")
     if not problems:

@@ -12,7 +12,6 @@ import os
 import ssl
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,20 +46,31 @@ class Fleet:
     def groups_of(self, host: str) -> set[str]:
         return {g for g, members in self.groups.items() if host in members and g != "all"}
 
-    def podman(self, *args: str, check: bool = True, timeout: float = 120,
-               input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
-                              check=check, timeout=timeout, input=input)
+    def podman(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["podman", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            input=input,
+        )
 
-    def sh(self, host: str, command: str, check: bool = True, timeout: float = 120
-           ) -> subprocess.CompletedProcess[str]:
+    def sh(
+        self, host: str, command: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run a shell command inside a host's container."""
-        return self.podman("exec", self.container(host), "sh", "-c", command, check=check,
-                           timeout=timeout)
+        return self.podman(
+            "exec", self.container(host), "sh", "-c", command, check=check, timeout=timeout
+        )
 
     def address(self, host: str) -> str:
-        out = self.podman("inspect", self.container(host), "--format",
-                          "{{json .NetworkSettings.Networks}}").stdout
+        out = self.podman(
+            "inspect", self.container(host), "--format", "{{json .NetworkSettings.Networks}}"
+        ).stdout
         networks = json.loads(out)
         return networks[f"{self.name}-net"]["IPAddress"]
 
@@ -68,10 +78,18 @@ class Fleet:
         out = self.podman("network", "inspect", f"{self.name}-net").stdout
         return json.loads(out)[0]["subnets"][0]["gateway"]
 
-    def ansible_playbook(self, *args: str, timeout: float = 1800
-                         ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "ansible-playbook"), *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+    def ansible_playbook(
+        self, *args: str, timeout: float = 1800
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", "inventories/local", *args],
+            check=False,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def tls_context(self) -> ssl.SSLContext:
         """Trust exactly the fleet's certificate, and check the name (127.0.0.1) against it."""
@@ -80,27 +98,43 @@ class Fleet:
 
 
 @pytest.fixture(scope="session")
-def fleet() -> Iterator[Fleet]:
-    env = {**os.environ,
-           "CONTAINERS_CONF": str(ROOT / ".config/containers/containers.conf"),
-           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+def fleet() -> Fleet:
+    env = {
+        **os.environ,
+        "CONTAINERS_CONF": str(ROOT / ".config/containers/containers.conf"),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+    }
     name = env.get("FLEET_NAME") or "fleetops"
     port_base = int(env.get("FLEET_PORT_BASE") or 8000)
     inventory = subprocess.run(
         [str(BIN / "ansible-inventory"), "-i", str(ROOT / "inventories/local"), "--list"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     data = json.loads(inventory.stdout)
-    groups = {g: list(v.get("hosts", [])) for g, v in data.items()
-              if g not in ("_meta",) and isinstance(v, dict)}
+    groups = {
+        g: list(v.get("hosts", []))
+        for g, v in data.items()
+        if g not in ("_meta",) and isinstance(v, dict)
+    }
     groups["all"] = sorted(data["_meta"]["hostvars"])
-    yield Fleet(name, port_base, groups, env)
+    return Fleet(name, port_base, groups, env)
 
 
-def fetch(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None,
-          method: str | None = None, context: ssl.SSLContext | None = None,
-          timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+def fetch(
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    method: str | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 10,
+) -> tuple[int, dict[str, str], bytes]:
     """One HTTP request; returns status, lower-cased headers and body, for any status."""
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=context) as res:  # noqa: S310
             return res.status, {k.lower(): v for k, v in res.headers.items()}, res.read()

@@ -23,7 +23,7 @@ def probe(target):
         outcome = "open"
     except ConnectionRefusedError:
         outcome = "refused"
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         outcome = "timeout"
     except OSError as err:
         outcome = f"error:{err.errno}"

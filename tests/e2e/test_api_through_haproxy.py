@@ -51,10 +51,14 @@ def test_seed_users_log_in_and_convert(entry, username, password, role):
     auth = {"Authorization": f"Bearer {body['data']}"}
     status, _, out = fetch(f"{base}/cidr-to-mask?value=24", headers=auth, context=ctx)
     assert (status, json.loads(out)) == (
-        200, {"function": "cidrToMask", "input": "24", "output": "255.255.255.0"})
+        200,
+        {"function": "cidrToMask", "input": "24", "output": "255.255.255.0"},
+    )
     status, _, out = fetch(f"{base}/mask-to-cidr?value=255.255.0.0", headers=auth, context=ctx)
     assert (status, json.loads(out)) == (
-        200, {"function": "maskToCidr", "input": "255.255.0.0", "output": "16"})
+        200,
+        {"function": "maskToCidr", "input": "255.255.0.0", "output": "16"},
+    )
 
 
 def test_errors_are_json_with_the_right_status(entry):
@@ -101,9 +105,9 @@ def test_quotes_written_are_read_back(entry):
 def test_html_page_for_browsers(entry):
     base, ctx = entry
     status, headers, page = fetch(
-        f"{base}/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, context=ctx)
+        f"{base}/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, context=ctx
+    )
     assert status == 200
     assert headers["content-type"].startswith("text/html")
     assert b"<html" in page.lower()
     assert b"data unavailable" not in page.lower()
-

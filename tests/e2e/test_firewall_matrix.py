@@ -46,11 +46,26 @@ def test_every_cell_of_the_policy(fleet, record_property):
     for source, groups in sorted(sources.items()):
         cells = [t for t in targets if host_of[t[0]] != source]
         if source == "controller":
-            run = subprocess.run([sys.executable, "-c", PROBE], input=json.dumps(cells),
-                                 capture_output=True, text=True, check=True, timeout=60)
+            run = subprocess.run(
+                [sys.executable, "-c", PROBE],
+                input=json.dumps(cells),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            )
         else:
-            run = fleet.podman("exec", "-i", fleet.container(source), "python3", "-c", PROBE,
-                               check=False, timeout=60, input=json.dumps(cells))
+            run = fleet.podman(
+                "exec",
+                "-i",
+                fleet.container(source),
+                "python3",
+                "-c",
+                PROBE,
+                check=False,
+                timeout=60,
+                input=json.dumps(cells),
+            )
             assert run.returncode == 0, run.stderr
         for address, port, outcome in json.loads(run.stdout):
             destination = host_of[address]

@@ -31,8 +31,8 @@ def test_written_data_survives_reconverge_and_db_restart(fleet):
     run = fleet.ansible_playbook("site.yml")
     assert run.returncode == 0, run.stdout[-4000:]
     changed = [int(n) for n in re.findall(r"changed=(\d+)", run.stdout)]
-    assert changed and not any(changed), "a second site.yml run changed something:\n" + \
-        run.stdout[-4000:]
+    assert changed, run.stdout[-4000:]
+    assert not any(changed), "a second site.yml run changed something:\n" + run.stdout[-4000:]
 
     fleet.podman("restart", "--time", "20", fleet.container("db1"))
     deadline = time.monotonic() + 90
@@ -46,15 +46,24 @@ def test_written_data_survives_reconverge_and_db_restart(fleet):
 
 def write_quote(fleet, text):
     status, _, body = fetch(
-        f"{fleet.http}/quotes", data=json.dumps({"author": "e2e", "text": text}).encode(),
-        headers={"Authorization": f"Bearer {editor_token(fleet)}",
-                 "Content-Type": "application/json"})
+        f"{fleet.http}/quotes",
+        data=json.dumps({"author": "e2e", "text": text}).encode(),
+        headers={
+            "Authorization": f"Bearer {editor_token(fleet)}",
+            "Content-Type": "application/json",
+        },
+    )
     assert status == 201, body
 
 
 def stored(fleet, text):
-    return fleet.sh("db1", "mariadb -N -e \"SELECT COUNT(*) FROM fleetops.quotes WHERE text='"
-                    + text + "'\"").stdout.strip() == "1"
+    return (
+        fleet.sh(
+            "db1",
+            "mariadb -N -e \"SELECT COUNT(*) FROM fleetops.quotes WHERE text='" + text + "'\"",
+        ).stdout.strip()
+        == "1"
+    )
 
 
 def test_backup_then_restore_returns_to_the_backup(fleet, tmp_path):
@@ -65,7 +74,8 @@ def test_backup_then_restore_returns_to_the_backup(fleet, tmp_path):
     dumps = list(tmp_path.glob("fleetops-*.sql.gz"))
     assert len(dumps) == 1, "backup.yml fetched no dump to the controller"
     write_quote(fleet, lost)
-    assert stored(fleet, kept) and stored(fleet, lost)
+    assert stored(fleet, kept)
+    assert stored(fleet, lost)
 
     run = fleet.ansible_playbook("playbooks/restore.yml", "-e", f"backup_file={dumps[0]}")
     assert run.returncode == 0, run.stdout[-4000:]

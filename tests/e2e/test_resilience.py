@@ -8,8 +8,11 @@ from tests.load import SteadyLoad
 
 
 def backend_status(fleet, backend, server):
-    out = fleet.sh("lb1", "echo 'show servers state " + backend + "' | "
-                   "socat stdio unix-connect:/run/haproxy/admin.sock").stdout
+    out = fleet.sh(
+        "lb1",
+        "echo 'show servers state " + backend + "' | "
+        "socat stdio unix-connect:/run/haproxy/admin.sock",
+    ).stdout
     for line in out.splitlines():
         fields = line.split()
         if len(fields) > 5 and fields[3] == server:
@@ -29,8 +32,9 @@ def wait_for(predicate, timeout, what):
 
 def test_stopping_an_info_node_drops_nothing_and_it_rejoins(fleet):
     victim = fleet.groups["info"][0]
-    with SteadyLoad(fleet.port_base + 80, ["/", "/_health", "/version"], workers=4,
-                    max_seconds=120) as load:
+    with SteadyLoad(
+        fleet.port_base + 80, ["/", "/_health", "/version"], workers=4, max_seconds=120
+    ) as load:
         time.sleep(2)
         fleet.sh(victim, "systemctl stop fleetops-info")
         wait_for(lambda: backend_status(fleet, "info", victim) == 0, 30, f"{victim} DOWN")

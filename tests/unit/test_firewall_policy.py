@@ -24,6 +24,7 @@ GROUPS = {
 ADDR = {h: f"10.0.0.{i}" for i, h in enumerate(GROUPS["all"], start=10)}
 CONTROLLER = ["10.0.0.1/32"]
 
+
 def allowed(rules, port):
     """Sources allowed to reach ``port`` on a host, as a set of addresses or {'anyone'}."""
     out = set()

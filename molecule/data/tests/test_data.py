@@ -18,20 +18,25 @@ def test_healthy_with_its_database(host):
 
 def test_api_requires_the_service_token(host):
     code = host.check_output(
-        f"curl -s -o /dev/null -w '%{{http_code}}' http://{address(host)}:9876/api/quotes")
+        f"curl -s -o /dev/null -w '%{{http_code}}' http://{address(host)}:9876/api/quotes"
+    )
     assert code == "401"
 
 
 def test_migrated_and_seeded(host):
-    token = host.check_output("sed -n 's/^DATA_API_TOKEN=\"\\(.*\\)\"$/\\1/p' /etc/fleetops/data.env")
+    token = host.check_output(
+        "sed -n 's/^DATA_API_TOKEN=\"\\(.*\\)\"$/\\1/p' /etc/fleetops/data.env"
+    )
     out = host.check_output(
         f"curl -s -H 'Authorization: Bearer {token}' "
-        f"'http://{address(host)}:9876/api/quotes?limit=1'")
+        f"'http://{address(host)}:9876/api/quotes?limit=1'"
+    )
     assert json.loads(out)["total"] >= 200
     auth = host.check_output(
         f"curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
-        f"-d '{{\"username\":\"antonio\",\"password\":\"cotorro\"}}' "
-        f"http://{address(host)}:9876/api/auth")
+        f'-d \'{{"username":"antonio","password":"cotorro"}}\' '
+        f"http://{address(host)}:9876/api/auth"
+    )
     assert json.loads(auth) == {"username": "antonio", "role": "viewer"}
 
 

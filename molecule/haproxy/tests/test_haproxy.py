@@ -8,7 +8,9 @@ testinfra_hosts = [f"podman://{FLEET}-mol-lb"]
 
 
 def curl(host, url, *args):
-    out = host.check_output(f"curl -sk -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} {url}")
+    out = host.check_output(
+        f"curl -sk -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} {url}"
+    )
     body, _, status = out.rpartition("\n")
     return int(status), body
 
@@ -46,7 +48,10 @@ def test_runtime_api_drains_and_state_survives_reload(host):
     runtime(host, f"set server {server} state maint")
     try:
         status, body = curl(host, "http://127.0.0.1/_health")
-        assert (status, json.loads(body)) == (503, {"error": "service unavailable, try again later"})
+        assert (status, json.loads(body)) == (
+            503,
+            {"error": "service unavailable, try again later"},
+        )
         host.run_expect([0], "systemctl reload haproxy")
         state = runtime(host, "show servers state info")
         # srv_admin_state 1 = maintenance, set through the runtime API and kept by the reload.

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import testinfra
 
 FLEET = os.environ.get("FLEET_NAME") or "fleetops"
 LB, INFO, DATA = (f"{FLEET}-mol-hard-{n}" for n in ("lb", "info", "data"))
@@ -11,8 +12,6 @@ testinfra_hosts = [f"podman://{LB}"]
 
 @pytest.fixture(scope="module")
 def hosts():
-    import testinfra
-
     return {name: testinfra.get_host(f"podman://{name}") for name in (LB, INFO, DATA)}
 
 
@@ -23,11 +22,11 @@ def address(host):
 def connect(host, ip, port):
     """'open', 'refused' or 'timeout' for a TCP connect from ``host``."""
     return host.check_output(
-        "python3 -c \"import socket,sys\n"
+        'python3 -c "import socket\n'
         "s=socket.socket(); s.settimeout(2)\n"
-        "try:\n s.connect(('%s',%d)); print('open')\n"
+        f"try:\n s.connect(('{ip}',{port})); print('open')\n"
         "except ConnectionRefusedError: print('refused')\n"
-        "except OSError: print('timeout')\"" % (ip, port)
+        "except OSError: print('timeout')\""
     )
 
 
@@ -36,7 +35,10 @@ def test_sshd_accepts_keys_only_with_modern_algorithms(host):
     assert "passwordauthentication no" in config
     assert "kbdinteractiveauthentication no" in config
     assert "permitrootlogin without-password" in config
-    assert "ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com" in config
+    assert (
+        "ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com"
+        in config
+    )
     assert "x11forwarding no" in config
     assert host.service("ssh").is_running
 

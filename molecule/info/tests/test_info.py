@@ -13,14 +13,16 @@ def address(host):
 
 def get(host, path):
     out = host.check_output(
-        f"curl -s -o /dev/stdout -w '\\n%{{http_code}}' http://{address(host)}:5555{path}")
+        f"curl -s -o /dev/stdout -w '\\n%{{http_code}}' http://{address(host)}:5555{path}"
+    )
     body, _, status = out.rpartition("\n")
     return int(status), body
 
 
 def test_service_runs_as_its_own_user_and_answers(host):
     service = host.service("fleetops-info")
-    assert service.is_running and service.is_enabled
+    assert service.is_running
+    assert service.is_enabled
     assert host.check_output("systemctl show -p User --value fleetops-info") == "info"
     assert get(host, "/_health") == (200, "HEALTHY")
 
@@ -61,14 +63,16 @@ def test_unit_sandbox_scores_at_most_1_5(host):
 def test_sandbox_holds(host):
     props = host.check_output(
         "systemctl show fleetops-info -p NoNewPrivileges -p ProtectSystem -p PrivateDevices "
-        "-p CapabilityBoundingSet -p MemoryDenyWriteExecute")
+        "-p CapabilityBoundingSet -p MemoryDenyWriteExecute"
+    )
     assert "NoNewPrivileges=yes" in props
     assert "ProtectSystem=strict" in props
     assert "PrivateDevices=yes" in props
     assert "CapabilityBoundingSet=\n" in props + "\n"
     assert "MemoryDenyWriteExecute=yes" in props
     # The service cannot write outside its sandbox: run a write as the unit would.
-    denied = host.run("systemd-run --wait -p User=info -p ProtectSystem=strict "
-                      "touch /opt/info/should-not-exist")
+    denied = host.run(
+        "systemd-run --wait -p User=info -p ProtectSystem=strict touch /opt/info/should-not-exist"
+    )
     assert denied.rc != 0
     assert not host.file("/opt/info/should-not-exist").exists
