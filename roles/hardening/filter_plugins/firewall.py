@@ -79,13 +79,15 @@ def firewall_rules(
                     raise PolicyError(f"no address known for host {member!r} (group {source})")
                 sources.append(addresses[member])
         saddr4, saddr6 = _split_families(sources)
-        rules.append({
-            "name": entry["name"],
-            "ports": sorted(set(entry["ports"])),
-            "anyone": anyone,
-            "saddr4": [] if anyone else saddr4,
-            "saddr6": [] if anyone else saddr6,
-        })
+        rules.append(
+            {
+                "name": entry["name"],
+                "ports": sorted(set(entry["ports"])),
+                "anyone": anyone,
+                "saddr4": [] if anyone else saddr4,
+                "saddr6": [] if anyone else saddr6,
+            }
+        )
     return rules
 
 

@@ -1,0 +1,553 @@
+"""Turn one environment's variables into the GCE resources it needs (the desired state, as data).
+
+Provisioning is a loop over these lists (``tasks/*.yml``), so everything that matters about the
+cloud fleet (names, labels, which machine is public, which firewall rule exists, which disk is
+protected) is decided here, by pure functions that are unit-tested without Google
+(``tests/unit/test_gce_state.py``). The firewall rules are derived from the same policy the
+hosts enforce with nftables (``hardening_firewall_policy``): the VPC and the hosts agree by
+construction, and a policy change reaches both.
+
+Every reference between resources is a full ``https://www.googleapis.com/compute/v1/...`` URL:
+that is what the API returns, so the google.cloud modules compare equal values and a second run
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ANYONE = "anyone"
+CONTROLLER = "controller"
+EVERY_HOST = "all"
+# The inventory groups site.yml uses, in the order instances are listed (and created).
+TIERS = ("lb", "info", "data", "db", "monitoring")
+# Google's fixed ranges: IAP TCP forwarding (SSH through `gcloud compute start-iap-tunnel`) and
+# the front ends / health checkers of the global external load balancer.
+IAP_RANGE = "35.235.240.0/20"
+HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
+# Only what the Ops Agent needs: write logs and metrics. Nothing can read or change the project.
+SERVICE_ACCOUNT_ROLES = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
+SERVICE_ACCOUNT_SCOPES = (
+    "https://www.googleapis.com/auth/logging.write",
+    "https://www.googleapis.com/auth/monitoring.write",
+)
+COMPUTE = "https://www.googleapis.com/compute/v1/projects"
+# GCE resource names: lowercase, start with a letter, at most 63 characters.
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Service account ids are shorter: 6 to 30 characters.
+ACCOUNT_ID_RE = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+LOCAL_ENVIRONMENTS = ("local",)
+DEFAULT_IMAGE = "projects/debian-cloud/global/images/family/debian-12"
+# Policy priorities: accepts first, the explicit deny last (GCE evaluates low numbers first).
+ALLOW_PRIORITY = 1000
+DENY_PRIORITY = 65535
+
+
+class GceStateError(ValueError):
+    """The environment's variables cannot describe a valid fleet (caught before any API call)."""
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def _region_short(name: str) -> str:
+    """``europe-west1`` -> ``ew1``: short enough that instance names stay readable."""
+    parts = name.split("-")
+    digits = re.sub(r"^\D*", "", parts[-1])
+    return "".join(p[0] for p in parts if p) + digits
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not NAME_RE.match(name):
+        raise GceStateError(f"{kind} name {name!r} is not a valid GCE name (a-z, 0-9, -; ≤ 63)")
+    return name
+
+
+def _regions(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The regions with defaults filled in, checked: unique, one primary, disjoint subnets."""
+    raw = config.get("regions") or []
+    if not raw:
+        raise GceStateError("at least one region is required")
+    regions = []
+    for index, region in enumerate(raw):
+        for key in ("name", "zone", "subnet_cidr"):
+            if not region.get(key):
+                raise GceStateError(f"region #{index} lacks {key!r}")
+        if not str(region["zone"]).startswith(region["name"] + "-"):
+            raise GceStateError(f"zone {region['zone']!r} is not in region {region['name']!r}")
+        try:
+            subnet = ipaddress.ip_network(region["subnet_cidr"])
+        except ValueError:
+            raise GceStateError(
+                f"region {region['name']!r}: bad subnet_cidr {region['subnet_cidr']!r}"
+            ) from None
+        if subnet.version != 4 or not subnet.is_private:
+            raise GceStateError(f"region {region['name']!r}: subnet must be private IPv4")
+        counts = {tier: int((region.get("counts") or {}).get(tier, 0)) for tier in TIERS}
+        unknown = set(region.get("counts") or {}) - set(TIERS)
+        if unknown:
+            raise GceStateError(f"region {region['name']!r}: unknown tiers {sorted(unknown)}")
+        if any(n < 0 for n in counts.values()):
+            raise GceStateError(f"region {region['name']!r}: negative count")
+        regions.append(
+            {
+                "name": region["name"],
+                "short": region.get("short") or _region_short(region["name"]),
+                "zone": region["zone"],
+                "subnet": subnet,
+                "primary": bool(region.get("primary", index == 0)),
+                "counts": counts,
+            }
+        )
+    _check_region_set(regions)
+    return regions
+
+
+def _check_region_set(regions: list[dict[str, Any]]) -> None:
+    for key in ("name", "short"):
+        values = [r[key] for r in regions]
+        if len(set(values)) != len(values):
+            raise GceStateError(f"region {key}s must be unique, got {values} (set `short`)")
+    # Subnets of one VPC must not overlap, or routing between regions is ambiguous (GCE refuses).
+    for i, a in enumerate(regions):
+        for b in regions[i + 1 :]:
+            if a["subnet"].overlaps(b["subnet"]):
+                raise GceStateError(
+                    f"subnets overlap: {a['name']} {a['subnet']} and {b['name']} {b['subnet']}"
+                )
+    primaries = [r["name"] for r in regions if r["primary"]]
+    if len(primaries) != 1:
+        raise GceStateError(f"exactly one region must be primary (the db primary), got {primaries}")
+
+
+def _check_counts(environment: str, regions: list[dict[str, Any]]) -> None:
+    """The shape the architecture promises, region by region."""
+    for region in regions:
+        counts = region["counts"]
+        # Two HAProxy instances per region: the global LB keeps serving while one reloads,
+        # is replaced (A/B) or its zone has trouble. The local fleet has one, on purpose.
+        if environment not in LOCAL_ENVIRONMENTS and counts["lb"] < 2:
+            raise GceStateError(
+                f"region {region['name']!r}: a cloud environment needs at least 2 lb instances,"
+                f" got {counts['lb']}"
+            )
+        if counts["info"] < 1 or counts["data"] < 1:
+            raise GceStateError(f"region {region['name']!r}: needs at least 1 info and 1 data")
+        # One MariaDB per region: the primary in the primary region, a replica elsewhere.
+        if counts["db"] > 1:
+            raise GceStateError(f"region {region['name']!r}: at most one db per region")
+        if region["primary"] and counts["db"] != 1:
+            raise GceStateError(f"primary region {region['name']!r} needs exactly 1 db")
+
+
+def _controller_ranges(config: Mapping[str, Any]) -> list[str]:
+    """Where `controller` connects from: the IAP range and/or the configured admin CIDRs."""
+    ranges = [IAP_RANGE] if config.get("iap_ssh", True) else []
+    for cidr in config.get("admin_cidrs") or []:
+        try:
+            network = ipaddress.ip_network(cidr)
+        except ValueError:
+            raise GceStateError(f"admin CIDR {cidr!r} is not a network") from None
+        if network.prefixlen == 0:
+            raise GceStateError("admin CIDR 0.0.0.0/0 would open SSH to the internet")
+        ranges.append(str(network))
+    if not ranges:
+        raise GceStateError("no controller range: enable IAP or give admin CIDRs (SSH lockout)")
+    return sorted(set(ranges), key=ipaddress.ip_network)
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+def instance_name(environment: str, region_short: str, tier: str, number: int) -> str:
+    """``prod-ew1-info2``: environment, region, tier and a 1-based number, never reused."""
+    return _check_name("instance", f"{environment}-{region_short}-{tier}{number}")
+
+
+def _links(project: str) -> dict[str, str]:
+    return {"global": f"{COMPUTE}/{project}/global", "regions": f"{COMPUTE}/{project}/regions"}
+
+
+# --- resources ----------------------------------------------------------------------------
+
+
+def _firewalls(
+    environment: str,
+    network: str,
+    policy: Sequence[Mapping[str, Any]],
+    controller: list[str],
+) -> list[dict[str, Any]]:
+    """One allow rule per policy entry, the LB health checkers, then deny everything else.
+
+    Group sources become **source tags** (every instance carries its group as a network tag), so
+    a new host is allowed where its group is without touching the rules, as with nftables.
+    GCE matches a rule when the source is in ``source_ranges`` *or* carries one of
+    ``source_tags``, which is exactly the union the policy's ``from`` list means.
+    """
+    if not policy:
+        raise GceStateError("the firewall policy is empty: nothing (not even SSH) would be allowed")
+    known = set(TIERS) | {ANYONE, CONTROLLER}
+    rules = []
+    for entry in policy:
+        for key in ("name", "to", "ports", "from"):
+            if key not in entry:
+                raise GceStateError(f"firewall policy entry {entry!r} lacks {key!r}")
+        unknown = ({entry["to"]} - set(TIERS) - {EVERY_HOST}) | (set(entry["from"]) - known)
+        if unknown:
+            raise GceStateError(
+                f"firewall policy entry {entry['name']!r}: unknown groups {sorted(unknown)}"
+            )
+        sources = set(entry["from"])
+        ranges = ["0.0.0.0/0"] if ANYONE in sources else []
+        if ANYONE not in sources and CONTROLLER in sources:
+            ranges = list(controller)
+        tags = [] if ANYONE in sources else sorted(sources & set(TIERS))
+        rules.append(
+            {
+                "name": _check_name("firewall", f"{environment}-allow-{entry['name']}"),
+                "network": network,
+                "direction": "INGRESS",
+                "priority": ALLOW_PRIORITY,
+                "allowed": [
+                    {"ip_protocol": "tcp", "ports": [str(p) for p in sorted(entry["ports"])]}
+                ],
+                "source_ranges": ranges,
+                "source_tags": tags,
+                "target_tags": [] if entry["to"] == EVERY_HOST else [entry["to"]],
+                "policy": entry["name"],
+            }
+        )
+    rules.append(
+        {
+            "name": f"{environment}-allow-lb-health-checks",
+            "network": network,
+            "direction": "INGRESS",
+            "priority": ALLOW_PRIORITY,
+            "allowed": [{"ip_protocol": "tcp", "ports": ["80", "443"]}],
+            "source_ranges": list(HEALTH_CHECK_RANGES),
+            "source_tags": [],
+            "target_tags": ["lb"],
+            "policy": None,
+        }
+    )
+    # GCE already denies ingress implicitly; an explicit rule makes it visible and loggable.
+    rules.append(
+        {
+            "name": f"{environment}-deny-all-ingress",
+            "network": network,
+            "direction": "INGRESS",
+            "priority": DENY_PRIORITY,
+            "denied": [{"ip_protocol": "all"}],
+            "source_ranges": ["0.0.0.0/0"],
+            "source_tags": [],
+            "target_tags": [],
+            "policy": None,
+        }
+    )
+    return rules
+
+
+def _service_accounts(environment: str, project: str) -> list[dict[str, Any]]:
+    accounts = []
+    for tier in TIERS:
+        account_id = f"{environment}-{tier}"
+        if not ACCOUNT_ID_RE.match(account_id):
+            raise GceStateError(f"service account id {account_id!r} is not valid (6-30 chars)")
+        accounts.append(
+            {
+                "tier": tier,
+                "name": f"{account_id}@{project}.iam.gserviceaccount.com",
+                "display_name": f"fleetops {environment} {tier}",
+                "roles": list(SERVICE_ACCOUNT_ROLES),
+            }
+        )
+    return accounts
+
+
+def _instance_disks(
+    config: Mapping[str, Any], name: str, data_disk: str | None, zone_link: str
+) -> list[dict[str, Any]]:
+    """The boot disk (dies with the instance) and, for db, the data disk (never auto-deleted)."""
+    disks: list[dict[str, Any]] = [
+        {
+            "boot": True,
+            "auto_delete": True,
+            "initialize_params": {
+                "disk_name": name,
+                "source_image": config.get("image", DEFAULT_IMAGE),
+                "disk_size_gb": int(config.get("boot_disk_size_gb", 20)),
+            },
+        }
+    ]
+    if data_disk:
+        disks.append(
+            {
+                "boot": False,
+                "auto_delete": False,
+                "device_name": "data",
+                "source": {"selfLink": f"{zone_link}/disks/{data_disk}"},
+            }
+        )
+    return disks
+
+
+def _instances_and_disks(
+    config: Mapping[str, Any],
+    environment: str,
+    regions: list[dict[str, Any]],
+    accounts: dict[str, str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    project = config["project"]
+    machine_types = config.get("machine_types") or {}
+    missing = [t for t in TIERS if not machine_types.get(t)]
+    if missing:
+        raise GceStateError(f"machine_types lacks {missing}")
+    instances, disks = [], []
+    for region in regions:
+        zone = region["zone"]
+        zone_link = f"{COMPUTE}/{project}/zones/{zone}"
+        region_link = f"{_links(project)['regions']}/{region['name']}"
+        subnet_link = f"{region_link}/subnetworks/{environment}-{region['short']}"
+        for tier in TIERS:
+            for number in range(1, region["counts"][tier] + 1):
+                name = instance_name(environment, region["short"], tier, number)
+                labels = {"role": tier, "env": environment, "region": region["name"]}
+                data_disk = None
+                if tier == "db":
+                    labels["db_role"] = "primary" if region["primary"] else "replica"
+                    data_disk = f"{name}-data"
+                    disks.append(
+                        {
+                            "name": data_disk,
+                            "zone": zone,
+                            "size_gb": int(config.get("db_disk_size_gb", 50)),
+                            "type": config.get("db_disk_type", "pd-balanced"),
+                            "labels": {**labels, "data": "true"},
+                            "self_link": f"{zone_link}/disks/{data_disk}",
+                            # Provisioning creates it only when absent and never passes it to a
+                            # module that could resize or replace it; deprovisioning keeps it
+                            # unless told explicitly (destroy_data).
+                            "protected": True,
+                        }
+                    )
+                instances.append(
+                    {
+                        "name": name,
+                        "tier": tier,
+                        "region": region["name"],
+                        "zone": zone,
+                        "machine_type": machine_types[tier],
+                        "labels": labels,
+                        # The network tags the firewall rules target and match as sources.
+                        "tags": [tier],
+                        # No access config: no external IP. Egress goes through Cloud NAT,
+                        # ingress through the global LB (lb) or IAP (SSH).
+                        "network_interfaces": [{"subnetwork": {"selfLink": subnet_link}}],
+                        "external_ip": False,
+                        "service_accounts": [
+                            {"email": accounts[tier], "scopes": list(SERVICE_ACCOUNT_SCOPES)}
+                        ],
+                        "disks": _instance_disks(config, name, data_disk, zone_link),
+                        "data_disk": data_disk,
+                        # The db instance cannot be deleted by accident (console, API, a typo).
+                        "deletion_protection": tier == "db",
+                        "self_link": f"{zone_link}/instances/{name}",
+                    }
+                )
+    return instances, disks
+
+
+def _load_balancer(
+    environment: str,
+    project: str,
+    regions: list[dict[str, Any]],
+    instances: list[dict[str, Any]],
+    config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One global external HTTPS LB; its backends are every region's HAProxy instances."""
+    glob = _links(project)["global"]
+    groups = []
+    for region in regions:
+        name = f"{environment}-{region['short']}-lb"
+        groups.append(
+            {
+                "name": name,
+                "zone": region["zone"],
+                "region": region["name"],
+                "instances": [
+                    {"selfLink": i["self_link"]}
+                    for i in instances
+                    if i["tier"] == "lb" and i["region"] == region["name"]
+                ],
+                # The LB speaks HTTPS to HAProxy (re-encrypted inside Google's network).
+                "named_ports": [{"name": "https", "port": 443}],
+                "self_link": f"{COMPUTE}/{project}/zones/{region['zone']}/instanceGroups/{name}",
+            }
+        )
+    web = f"{environment}-web"
+    health_check = {
+        "name": f"{environment}-lb-health",
+        "port": 443,
+        # Through HAProxy to info: a region whose info tier is down is taken out as a whole.
+        "request_path": config.get("health_check_path", "/_health"),
+        "self_link": f"{glob}/healthChecks/{environment}-lb-health",
+    }
+    backend = {
+        "name": web,
+        "protocol": "HTTPS",
+        "port_name": "https",
+        "timeout_sec": 30,
+        "draining_timeout_sec": 30,
+        "health_checks": [health_check["self_link"]],
+        "backends": [
+            {"group": g["self_link"], "balancing_mode": "UTILIZATION", "capacity_scaler": "1.0"}
+            for g in groups
+        ],
+        "self_link": f"{glob}/backendServices/{web}",
+    }
+    redirect = bool(config.get("redirect_https", True))
+    url_maps = [
+        {
+            "name": web,
+            "default_service": backend["self_link"],
+            "https_redirect": False,
+            "self_link": f"{glob}/urlMaps/{web}",
+        }
+    ]
+    if redirect:
+        url_maps.append(
+            {
+                "name": f"{web}-redirect",
+                "default_service": None,
+                "https_redirect": True,
+                "self_link": f"{glob}/urlMaps/{web}-redirect",
+            }
+        )
+    http_map = url_maps[-1]["self_link"]
+    certificate = {"name": f"{web}-cert", "self_link": f"{glob}/sslCertificates/{web}-cert"}
+    https_proxy = {
+        "name": f"{web}-https",
+        "url_map": url_maps[0]["self_link"],
+        "ssl_certificates": [certificate["self_link"]],
+        "self_link": f"{glob}/targetHttpsProxies/{web}-https",
+    }
+    http_proxy = {
+        "name": f"{web}-http",
+        "url_map": http_map,
+        "self_link": f"{glob}/targetHttpProxies/{web}-http",
+    }
+    return {
+        "instance_groups": groups,
+        "health_checks": [health_check],
+        "backend_services": [backend],
+        "url_maps": url_maps,
+        "ssl_certificates": [certificate],
+        "target_https_proxies": [https_proxy],
+        "target_http_proxies": [http_proxy],
+        "forwarding_rules": [
+            {
+                "name": f"{web}-https",
+                "port_range": "443-443",
+                "target": https_proxy["self_link"],
+                "address": f"{web}-ip",
+            },
+            {
+                "name": f"{web}-http",
+                "port_range": "80-80",
+                "target": http_proxy["self_link"],
+                "address": f"{web}-ip",
+            },
+        ],
+    }
+
+
+def gce_desired_state(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything one environment creates, as lists of module-shaped dicts.
+
+    ``config`` keys: ``project``, ``environment``, ``regions`` (name, zone, subnet_cidr,
+    counts per tier, optional primary/short), ``machine_types`` per tier, ``admin_cidrs``,
+    ``iap_ssh``, ``firewall_policy`` (``hardening_firewall_policy``'s format) and optional
+    disk, image, health check and redirect settings (see defaults/main.yml).
+    """
+    project = config.get("project") or ""
+    if not re.match(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", project):
+        raise GceStateError(f"project {project!r} is not a GCP project id")
+    environment = config.get("environment") or ""
+    if environment in LOCAL_ENVIRONMENTS or not re.match(r"^[a-z][a-z0-9]{1,9}$", environment):
+        raise GceStateError(f"environment {environment!r}: a short lowercase cloud environment")
+    regions = _regions(config)
+    _check_counts(environment, regions)
+    controller = _controller_ranges(config)
+    network_name = _check_name("network", f"{environment}-vpc")
+    network_link = f"{_links(project)['global']}/networks/{network_name}"
+
+    accounts = _service_accounts(environment, project)
+    instances, disks = _instances_and_disks(
+        config, environment, regions, {a["tier"]: a["name"] for a in accounts}
+    )
+    return {
+        "project": project,
+        "environment": environment,
+        "network": {"name": network_name, "self_link": network_link},
+        "subnets": [
+            {
+                "name": f"{environment}-{r['short']}",
+                "region": r["name"],
+                "ip_cidr_range": str(r["subnet"]),
+                "network": network_link,
+            }
+            for r in regions
+        ],
+        "routers": [
+            {
+                "name": f"{environment}-{r['short']}-router",
+                "region": r["name"],
+                "network": network_link,
+                "nat": f"{environment}-{r['short']}-nat",
+            }
+            for r in regions
+        ],
+        "firewalls": _firewalls(
+            environment, network_link, config.get("firewall_policy") or [], controller
+        ),
+        "controller_ranges": controller,
+        "service_accounts": accounts,
+        "disks": disks,
+        "instances": instances,
+        "addresses": [
+            {"name": f"{environment}-web-ip", "scope": "global", "address_type": "EXTERNAL"}
+        ],
+        **_load_balancer(environment, project, regions, instances, config),
+    }
+
+
+def gce_missing_bindings(
+    iam_policy: Mapping[str, Any], service_accounts: Sequence[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """The (role, member) pairs the project's IAM policy still lacks, so re-runs add nothing."""
+    have = {
+        (binding["role"], member)
+        for binding in iam_policy.get("bindings") or []
+        if not binding.get("condition")
+        for member in binding.get("members") or []
+    }
+    return [
+        {"role": role, "member": f"serviceAccount:{account['name']}"}
+        for account in service_accounts
+        for role in account["roles"]
+        if (role, f"serviceAccount:{account['name']}") not in have
+    ]
+
+
+class FilterModule:
+    """Ansible entry point: ``{{ gce_infra_config | gce_desired_state }}``."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "gce_desired_state": gce_desired_state,
+            "gce_instance_name": instance_name,
+            "gce_missing_bindings": gce_missing_bindings,
+        }

@@ -1,0 +1,179 @@
+"""inventories/dev|staging|prod: groups, variables and playbook syntax, checked offline.
+
+The gcp_compute inventory plugin needs google-auth and Google's API; here neither exists, so
+``-i inventories/<env>/gcp.yml`` alone yields an empty inventory (a warning, not an error) and
+would prove little. Instead:
+
+1. the plugin itself is fed instances shaped like the API's answer for the desired state of
+   roles/gce_infra, and must put each one in exactly its site.yml group;
+2. a stand-in static inventory (those same hosts, in a temporary directory next to a symlink to
+   the environment's real ``group_vars``) is what ``ansible-playbook --syntax-check`` and
+   ``ansible`` (variable rendering) run against, so every play's host pattern matches and the
+   environment's group_vars are parsed and templated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader, inventory_loader
+from ansible.template import Templar
+
+from tests.conftest import ROOT, load_module
+
+gce = load_module("roles/gce_infra/filter_plugins/gce_state.py")
+ENVIRONMENTS = ("dev", "staging", "prod")
+SITE_GROUPS = {"lb", "info", "data", "db", "monitoring"}
+BIN = ROOT / ".venv/bin"
+POLICY = yaml.safe_load((ROOT / "roles/hardening/defaults/main.yml").read_text())[
+    "hardening_firewall_policy"
+]
+
+
+def desired(env: str) -> dict:
+    gv = yaml.safe_load((ROOT / f"inventories/{env}/group_vars/all/main.yml").read_text())
+    return gce.gce_desired_state(
+        {
+            "project": gv["gce_infra_project"],
+            "environment": env,
+            "regions": gv["gce_infra_regions"],
+            "machine_types": gv["gce_infra_machine_types"],
+            "admin_cidrs": gv["gce_infra_admin_cidrs"],
+            "firewall_policy": POLICY,
+        }
+    )
+
+
+def api_items(state: dict) -> list[dict]:
+    """The instances as the Compute API would list them once provisioned."""
+    items = []
+    for n, instance in enumerate(state["instances"], start=2):
+        items.append({
+            "name": instance["name"],
+            "zone": instance["self_link"].rsplit("/instances/", 1)[0],
+            "selfLink": instance["self_link"],
+            "labels": instance["labels"],
+            "status": "RUNNING",
+            "networkInterfaces": [{
+                "networkIP": f"10.0.0.{n}",
+                "network": state["network"]["self_link"],
+                "subnetwork": instance["network_interfaces"][0]["subnetwork"]["selfLink"],
+            }],
+        })  # fmt: skip
+    return items
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "already configured" when another test did it first
+        init_plugin_loader([])
+    plugin = inventory_loader.get("google.cloud.gcp_compute")
+    loader = DataLoader()
+    plugin.inventory, plugin.loader, plugin.templar = InventoryData(), loader, Templar(loader)
+    config = plugin._read_config_data(str(ROOT / f"inventories/{env}/gcp.yml"))
+    assert config["filters"] == [f"labels.env = {env}", "status = RUNNING"]
+    state = desired(env)
+    plugin._add_hosts(api_items(state), config)
+
+    groups = plugin.inventory.groups
+    assert set(groups) - {"all", "ungrouped"} == SITE_GROUPS
+    for instance in state["instances"]:
+        host = plugin.inventory.hosts[instance["name"]]
+        assert {g.name for g in host.groups} - {"all"} == {instance["tier"]}
+        assert host.vars["fleet_internal_address"] == host.vars["ansible_host"]
+        assert host.vars["fleet_internal_address"].startswith("10.0.0.")
+        assert host.vars["fleet_gce_zone"] == instance["zone"]
+
+
+def stand_in_inventory(env: str, tmp_path: Path) -> Path:
+    state = desired(env)
+    hosts: dict = {"all": {"children": {}}}
+    for n, instance in enumerate(state["instances"], start=2):
+        group = hosts["all"]["children"].setdefault(instance["tier"], {"hosts": {}})
+        group["hosts"][instance["name"]] = {
+            "ansible_host": f"10.0.0.{n}",
+            "fleet_internal_address": f"10.0.0.{n}",
+            "fleet_gce_zone": instance["zone"],
+        }
+    directory = tmp_path / env
+    directory.mkdir()
+    (directory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (directory / "group_vars").symlink_to(ROOT / f"inventories/{env}/group_vars")
+    return directory
+
+
+def run(*argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_playbooks_pass_syntax_check_against_the_environment(env, tmp_path):
+    inventory = stand_in_inventory(env, tmp_path)
+    result = run(
+        str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(inventory),
+        "site.yml", "playbooks/provision_gce.yml", "playbooks/deprovision_gce.yml",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Could not match supplied host pattern" not in result.stderr
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_real_plugin_file_degrades_to_a_warning_offline(env):
+    # What an operator without credentials sees: a warning and no hosts, never a crash.
+    result = run(str(BIN / "ansible-playbook"), "--syntax-check", "-i",
+                 f"inventories/{env}/gcp.yml", "playbooks/provision_gce.yml")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_group_vars_render_what_site_yml_needs(env, tmp_path):
+    inventory = stand_in_inventory(env, tmp_path)
+    host = desired(env)["instances"][0]["name"]
+    names = [
+        "fleet_environment", "fleet_secrets_file", "hardening_controller_cidrs",
+        "hardening_ssh_permit_root_login", "haproxy_tls_source", "haproxy_redirect_https",
+        "haproxy_hsts_max_age", "data_seed", "ansible_ssh_common_args", "fleet_rollout_serial",
+    ]  # fmt: skip
+    out = tmp_path / "rendered.json"
+    values = ", ".join(f"'{n}': {n}" for n in names)
+    play = {
+        "hosts": host,
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Render the variables",
+                "delegate_to": "localhost",
+                "ansible.builtin.copy": {
+                    "content": "{{ {" + values + "} | to_json }}",
+                    "dest": str(out),
+                    "mode": "0600",
+                },
+            }
+        ],
+    }
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    result = run(str(BIN / "ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rendered = json.loads(out.read_text())
+    assert rendered["fleet_environment"] == env
+    assert rendered["fleet_secrets_file"] == f"{inventory}/vault.yml"
+    assert rendered["hardening_controller_cidrs"] == ["35.235.240.0/20"]
+    assert rendered["hardening_ssh_permit_root_login"] == "no"
+    assert rendered["haproxy_tls_source"] == "provided"
+    assert rendered["data_seed"] is (env == "dev")
+    strict = env in ("staging", "prod")
+    assert rendered["haproxy_redirect_https"] is strict
+    assert (rendered["haproxy_hsts_max_age"] > 0) is strict
+    assert f"gcloud compute start-iap-tunnel {host} 22" in rendered["ansible_ssh_common_args"]
+    assert "--listen-on-stdin" in rendered["ansible_ssh_common_args"]

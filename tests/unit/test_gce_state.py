@@ -1,0 +1,332 @@
+"""The GCE desired state (roles/gce_infra) holds the architecture, checked without Google."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, load_module
+from tests.policy import POLICY as EXPECTED
+
+gce = load_module("roles/gce_infra/filter_plugins/gce_state.py")
+ROLE_POLICY = yaml.safe_load((ROOT / "roles/hardening/defaults/main.yml").read_text())[
+    "hardening_firewall_policy"
+]
+TIERS = ("lb", "info", "data", "db", "monitoring")
+ENVIRONMENTS = ("dev", "staging", "prod")
+IAP = "35.235.240.0/20"
+
+
+def group_vars(env: str) -> dict:
+    return yaml.safe_load((ROOT / f"inventories/{env}/group_vars/all/main.yml").read_text())
+
+
+def config_of(env: str, **overrides) -> dict:
+    """What tasks/preflight.yml hands the filter, from the environment's real group_vars."""
+    gv = group_vars(env)
+    config = {
+        "project": gv["gce_infra_project"],
+        "environment": gv["fleet_environment"],
+        "regions": gv["gce_infra_regions"],
+        "machine_types": gv["gce_infra_machine_types"],
+        "admin_cidrs": gv["gce_infra_admin_cidrs"],
+        "iap_ssh": True,
+        "firewall_policy": ROLE_POLICY,
+        "db_disk_size_gb": gv["gce_infra_db_disk_size_gb"],
+    }
+    return {**config, **overrides}
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env(request):
+    return request.param
+
+
+@pytest.fixture
+def state(env):
+    return gce.gce_desired_state(config_of(env))
+
+
+# --- firewall -----------------------------------------------------------------------------
+
+
+def allowed_sources(state, group, port):
+    """Who the VPC lets reach ``port`` on an instance of ``group``, in the policy's words."""
+    out = set()
+    for rule in state["firewalls"]:
+        if rule["policy"] is None:
+            continue
+        ports = {int(p) for a in rule["allowed"] for p in a["ports"]}
+        if port not in ports or (rule["target_tags"] and group not in rule["target_tags"]):
+            continue
+        if "0.0.0.0/0" in rule["source_ranges"]:
+            out.add("anyone")
+        elif rule["source_ranges"]:
+            assert rule["source_ranges"] == state["controller_ranges"]
+            out.add("controller")
+        out |= set(rule["source_tags"])
+    return out
+
+
+def test_firewall_rules_equal_the_policy_in_every_cell(state):
+    ports = {p for (_, p) in EXPECTED}
+    for group in TIERS:
+        for port in ports:
+            want = set()
+            for (to, p), sources in EXPECTED.items():
+                if p == port and to in (group, "all"):
+                    want |= sources
+            assert allowed_sources(state, group, port) == want, (group, port)
+
+
+def test_one_rule_per_policy_entry_with_stable_names(state):
+    policy_rules = [r for r in state["firewalls"] if r["policy"] is not None]
+    env = state["environment"]
+    assert [r["name"] for r in policy_rules] == [f"{env}-allow-{e['name']}" for e in ROLE_POLICY]
+    ssh = next(r for r in policy_rules if r["policy"] == "ssh")
+    assert (ssh["source_ranges"], ssh["source_tags"], ssh["target_tags"]) == ([IAP], [], [])
+
+
+def test_health_checkers_reach_lb_and_everything_else_is_denied_last(state):
+    health = next(r for r in state["firewalls"] if r["name"].endswith("-allow-lb-health-checks"))
+    assert health["source_ranges"] == ["35.191.0.0/16", "130.211.0.0/22"]
+    assert (health["target_tags"], health["allowed"][0]["ports"]) == (["lb"], ["80", "443"])
+    deny = state["firewalls"][-1]
+    assert deny["denied"] == [{"ip_protocol": "all"}]
+    assert (deny["source_ranges"], deny["target_tags"]) == (["0.0.0.0/0"], [])
+    assert deny["priority"] > max(r["priority"] for r in state["firewalls"][:-1])
+    assert sum("denied" in r for r in state["firewalls"]) == 1
+
+
+def test_admin_cidrs_join_iap_as_controller():
+    state = gce.gce_desired_state(config_of("prod", admin_cidrs=["203.0.113.7/32"]))
+    assert state["controller_ranges"] == [IAP, "203.0.113.7/32"]
+    ssh = next(r for r in state["firewalls"] if r["policy"] == "ssh")
+    assert ssh["source_ranges"] == [IAP, "203.0.113.7/32"]
+    no_iap = gce.gce_desired_state(config_of("prod", iap_ssh=False, admin_cidrs=["10.9.0.0/24"]))
+    assert no_iap["controller_ranges"] == ["10.9.0.0/24"]
+
+
+# --- public exposure, disks, accounts -----------------------------------------------------
+
+
+def test_only_the_global_lb_address_is_public(state):
+    assert state["addresses"] == [
+        {"name": f"{state['environment']}-web-ip", "scope": "global", "address_type": "EXTERNAL"}
+    ]
+    for instance in state["instances"]:
+        assert instance["external_ip"] is False
+        assert all("access_configs" not in nic for nic in instance["network_interfaces"])
+    assert {r["address"] for r in state["forwarding_rules"]} == {f"{state['environment']}-web-ip"}
+    assert sorted(r["port_range"] for r in state["forwarding_rules"]) == ["443-443", "80-80"]
+
+
+def test_db_data_disk_is_separate_protected_and_kept(state):
+    dbs = [i for i in state["instances"] if i["tier"] == "db"]
+    assert {d["name"] for d in state["disks"]} == {f"{i['name']}-data" for i in dbs}
+    for instance in state["instances"]:
+        boot, *extra = instance["disks"]
+        assert boot["boot"]
+        assert boot["auto_delete"]
+        assert boot["initialize_params"]["disk_name"] == instance["name"]
+        assert instance["deletion_protection"] is (instance["tier"] == "db")
+        if instance["tier"] != "db":
+            assert extra == []
+            continue
+        (data,) = extra
+        assert (data["boot"], data["auto_delete"]) == (False, False)
+        assert data["source"]["selfLink"].endswith(f"/disks/{instance['name']}-data")
+    for disk in state["disks"]:
+        assert disk["protected"] is True
+        assert disk["labels"]["role"] == "db"
+
+
+def test_service_accounts_are_per_tier_and_write_only(state):
+    env, project = state["environment"], state["project"]
+    accounts = {a["tier"]: a for a in state["service_accounts"]}
+    assert set(accounts) == set(TIERS)
+    for tier, account in accounts.items():
+        assert account["name"] == f"{env}-{tier}@{project}.iam.gserviceaccount.com"
+        assert account["roles"] == ["roles/logging.logWriter", "roles/monitoring.metricWriter"]
+    for instance in state["instances"]:
+        (sa,) = instance["service_accounts"]
+        assert sa["email"] == accounts[instance["tier"]]["name"]
+        assert all(s.endswith((".write",)) for s in sa["scopes"])
+
+
+def test_missing_bindings_are_only_the_absent_ones(state):
+    accounts = state["service_accounts"]
+    assert len(gce.gce_missing_bindings({}, accounts)) == 2 * len(TIERS)
+    lb = accounts[0]["name"]
+    policy = {
+        "bindings": [
+            {"role": "roles/logging.logWriter", "members": [f"serviceAccount:{lb}"]},
+            {
+                "role": "roles/monitoring.metricWriter",
+                "members": [f"serviceAccount:{lb}"],
+                "condition": {"title": "only sometimes"},
+            },
+        ]
+    }
+    missing = gce.gce_missing_bindings(policy, accounts)
+    assert {"role": "roles/logging.logWriter", "member": f"serviceAccount:{lb}"} not in missing
+    assert {"role": "roles/monitoring.metricWriter", "member": f"serviceAccount:{lb}"} in missing
+    full = {"bindings": [{"role": m["role"], "members": [m["member"]]} for m in missing]}
+    full["bindings"].append(policy["bindings"][0])
+    assert gce.gce_missing_bindings(full, accounts) == []
+
+
+# --- names, labels, stability ---------------------------------------------------------------
+
+
+def test_names_and_labels_are_stable():
+    first = gce.gce_desired_state(config_of("prod"))
+    assert gce.gce_desired_state(copy.deepcopy(config_of("prod"))) == first
+    assert [i["name"] for i in first["instances"]] == [
+        "prod-ew1-lb1", "prod-ew1-lb2", "prod-ew1-info1", "prod-ew1-info2", "prod-ew1-info3",
+        "prod-ew1-data1", "prod-ew1-data2", "prod-ew1-db1", "prod-ew1-monitoring1",
+        "prod-uc1-lb1", "prod-uc1-lb2", "prod-uc1-info1", "prod-uc1-info2", "prod-uc1-info3",
+        "prod-uc1-data1", "prod-uc1-data2", "prod-uc1-db1",
+    ]  # fmt: skip
+    assert first["network"]["name"] == "prod-vpc"
+    assert [s["name"] for s in first["subnets"]] == ["prod-ew1", "prod-uc1"]
+    assert [r["name"] for r in first["routers"]] == ["prod-ew1-router", "prod-uc1-router"]
+    assert [r["nat"] for r in first["routers"]] == ["prod-ew1-nat", "prod-uc1-nat"]
+    assert [d["name"] for d in first["disks"]] == ["prod-ew1-db1-data", "prod-uc1-db1-data"]
+    assert [g["name"] for g in first["instance_groups"]] == ["prod-ew1-lb", "prod-uc1-lb"]
+    assert first["backend_services"][0]["name"] == "prod-web"
+    assert [u["name"] for u in first["url_maps"]] == ["prod-web", "prod-web-redirect"]
+
+
+def test_every_instance_is_labelled_and_tagged_with_its_group(state):
+    for instance in state["instances"]:
+        labels = instance["labels"]
+        assert labels["role"] == instance["tier"] == instance["tags"][0]
+        assert instance["tags"] == [instance["tier"]]
+        assert labels["env"] == state["environment"]
+        assert labels["region"] == instance["region"]
+        assert instance["zone"].startswith(instance["region"] + "-")
+        assert (
+            instance["machine_type"]
+            == group_vars(state["environment"])["gce_infra_machine_types"][instance["tier"]]
+        )
+    db_roles = [i["labels"]["db_role"] for i in state["instances"] if i["tier"] == "db"]
+    assert db_roles[0] == "primary"
+    assert db_roles[1:] == ["replica"] * (len(db_roles) - 1)
+
+
+def test_references_are_full_urls_of_the_project(state):
+    prefix = f"https://www.googleapis.com/compute/v1/projects/{state['project']}/"
+    assert all(s["network"].startswith(prefix) for s in state["subnets"])
+    for instance in state["instances"]:
+        assert instance["network_interfaces"][0]["subnetwork"]["selfLink"].startswith(prefix)
+    backend = state["backend_services"][0]
+    assert all(b["group"].startswith(prefix) for b in backend["backends"])
+    assert backend["health_checks"] == [state["health_checks"][0]["self_link"]]
+
+
+# --- regions ----------------------------------------------------------------------------------
+
+
+def test_every_region_follows_group_vars(state):
+    regions = group_vars(state["environment"])["gce_infra_regions"]
+    subnets = [ipaddress.ip_network(s["ip_cidr_range"]) for s in state["subnets"]]
+    assert len(subnets) == len(regions)
+    for i, a in enumerate(subnets):
+        assert all(not a.overlaps(b) for b in subnets[i + 1 :])
+    groups = {g["region"]: g for g in state["instance_groups"]}
+    backend = state["backend_services"][0]
+    assert [b["group"] for b in backend["backends"]] == [
+        g["self_link"] for g in state["instance_groups"]
+    ]
+    for region in regions:
+        mine = [i for i in state["instances"] if i["region"] == region["name"]]
+        for tier in TIERS:
+            assert sum(i["tier"] == tier for i in mine) == region["counts"].get(tier, 0)
+        lbs = [{"selfLink": i["self_link"]} for i in mine if i["tier"] == "lb"]
+        assert len(lbs) >= 2
+        assert groups[region["name"]]["instances"] == lbs
+        assert groups[region["name"]]["zone"] == region["zone"]
+
+
+def test_dev_is_one_region_and_prod_two():
+    assert len(gce.gce_desired_state(config_of("dev"))["subnets"]) == 1
+    assert len(gce.gce_desired_state(config_of("prod"))["subnets"]) == 2
+
+
+def test_http_is_redirected_unless_told_otherwise():
+    state = gce.gce_desired_state(config_of("prod"))
+    http = state["target_http_proxies"][0]
+    assert http["url_map"].endswith("/urlMaps/prod-web-redirect")
+    plain = gce.gce_desired_state(config_of("prod", redirect_https=False))
+    assert [u["name"] for u in plain["url_maps"]] == ["prod-web"]
+    assert plain["target_http_proxies"][0]["url_map"].endswith("/urlMaps/prod-web")
+
+
+# --- refused inputs ---------------------------------------------------------------------------
+
+
+def region(name="europe-west1", zone="europe-west1-b", cidr="10.1.0.0/20", **counts):
+    base = {"lb": 2, "info": 1, "data": 1, "db": 0, "monitoring": 0}
+    return {"name": name, "zone": zone, "subnet_cidr": cidr, "counts": {**base, **counts}}
+
+
+PRIMARY = {**region(db=1), "primary": True}
+SECOND = region("us-central1", "us-central1-a", "10.1.16.0/20")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "lb": 1}}]}, "at least 2 lb"),
+        ({"regions": [PRIMARY, {**SECOND, "subnet_cidr": "10.1.8.0/21"}]}, "subnets overlap"),
+        ({"regions": [PRIMARY, {**SECOND, "primary": True, "counts": PRIMARY["counts"]}]},
+         "exactly one region must be primary"),
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "db": 0}}]},
+         "needs exactly 1 db"),
+        ({"regions": [PRIMARY, {**SECOND, "counts": {**SECOND["counts"], "db": 2}}]},
+         "at most one db"),
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "cache": 1}}]}, "unknown tiers"),
+        ({"regions": [{**PRIMARY, "zone": "us-east1-b"}]}, "is not in region"),
+        ({"regions": [{**PRIMARY, "subnet_cidr": "8.8.0.0/16"}]}, "private IPv4"),
+        ({"regions": [PRIMARY, {**SECOND, "name": "europe-west1", "zone": "europe-west1-c"}]},
+         "must be unique"),
+        ({"regions": []}, "at least one region"),
+        ({"firewall_policy": [*ROLE_POLICY, {"name": "x", "to": "cache", "ports": [1],
+                                             "from": ["lb"]}]}, "unknown groups"),
+        ({"firewall_policy": [{"name": "x", "to": "lb", "ports": [1], "from": ["bastion"]}]},
+         "unknown groups"),
+        ({"firewall_policy": [{"name": "x", "to": "lb", "ports": [1]}]}, "lacks 'from'"),
+        ({"firewall_policy": []}, "policy is empty"),
+        ({"iap_ssh": False, "admin_cidrs": []}, "SSH lockout"),
+        ({"admin_cidrs": ["0.0.0.0/0"]}, "open SSH to the internet"),
+        ({"admin_cidrs": ["office"]}, "is not a network"),
+        ({"environment": "local"}, "cloud environment"),
+        ({"project": ""}, "not a GCP project id"),
+        ({"machine_types": {"lb": "e2-small"}}, "machine_types lacks"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_are_refused_with_a_reason(overrides, message):
+    with pytest.raises(gce.GceStateError, match=message):
+        gce.gce_desired_state(config_of("prod", **overrides))
+
+
+def test_region_short_names_are_derived_and_can_be_set():
+    assert gce._region_short("europe-west1") == "ew1"
+    assert gce._region_short("northamerica-northeast2") == "nn2"
+    clash = [PRIMARY, region("europe-west2", "europe-west2-a", "10.1.16.0/20")]
+    with pytest.raises(gce.GceStateError, match="set `short`"):
+        gce.gce_desired_state(config_of("prod", regions=[{**r, "short": "x"} for r in clash]))
+    state = gce.gce_desired_state(
+        config_of("prod", regions=[PRIMARY, {**clash[1], "short": "ew2"}])
+    )
+    assert [s["name"] for s in state["subnets"]] == ["prod-ew1", "prod-ew2"]
+
+
+def test_ansible_sees_the_filters():
+    filters = gce.FilterModule().filters()
+    assert filters["gce_desired_state"] is gce.gce_desired_state
+    assert filters["gce_missing_bindings"] is gce.gce_missing_bindings
