@@ -13,7 +13,13 @@ file="$dir/vault-pass"
 if [[ ! -s "$file" ]]; then
   mkdir -p "$dir"
   chmod 700 "$dir"
-  (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' > "$file.new" && mv "$file.new" "$file")
+  # Several ansible processes may ask at once (ansible-lint runs them in parallel): each
+  # writes a candidate and hard-links it into place; link() fails if the file exists, so the
+  # first one wins and everyone reads the same password.
+  candidate=$(umask 077 && mktemp "$dir/.vault-pass.XXXXXX")
+  head -c 32 /dev/urandom | base64 | tr -d '\n=' > "$candidate"
+  ln "$candidate" "$file" 2>/dev/null || true
+  rm -f "$candidate"
 fi
 cat "$file"
 echo
