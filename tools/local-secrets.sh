@@ -21,7 +21,7 @@ vault_db_app_password: "$(rand 48 32)"
 YAML
 # The environment variable (not --vault-password-file) so that an ansible.cfg naming the same
 # script does not make it a second vault id.
-ANSIBLE_VAULT_PASSWORD_FILE="$root/tools/vault-password.sh" \
+ANSIBLE_VAULT_PASSWORD_FILE="$root/tools/vault-secret-source.sh" \
   "${ANSIBLE_VAULT:-$root/.venv/bin/ansible-vault}" encrypt --output "$out" "$tmp" >/dev/null
 chmod 600 "$out"
 echo "generated $out"
