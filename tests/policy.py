@@ -15,8 +15,8 @@ POLICY: dict[tuple[str, int], frozenset[str]] = {
     ("info", 5555): frozenset({"lb", "monitoring"}),
     ("data", 9876): frozenset({"lb", "monitoring"}),
     ("db", 3306): frozenset({"data"}),
-    ("monitoring", 9090): frozenset({"controller", "monitoring"}),
-    ("monitoring", 9093): frozenset({"controller", "monitoring"}),
+    ("monitoring", 9090): frozenset({"controller"}),
+    ("monitoring", 9093): frozenset({"controller"}),
     ("all", 9100): frozenset({"monitoring"}),
     ("all", 22): frozenset({"controller"}),
 }
