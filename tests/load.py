@@ -2,7 +2,8 @@
 
 Each worker sends requests back to back on its own keep-alive connection (reconnecting after
 errors) until ``stop()`` or the deadline, whichever comes first; the request count is capped
-too. A failure is any non-2xx status or any connection error.
+too. A failure is any non-2xx status or any connection error. Requests are paths (GET) or
+:class:`Call` objects (any method, body and headers), taken in turn.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -25,7 +34,7 @@ class SteadyLoad:
     def __init__(
         self,
         port: int,
-        paths: list[str],
+        paths: list[str | Call],
         *,
         workers: int = 4,
         max_seconds: float = 300,
@@ -69,22 +78,26 @@ class SteadyLoad:
         conn: http.client.HTTPConnection | None = None
         i = worker
         while not self._stop.is_set() and time.monotonic() < self.deadline:
-            path = self.paths[i % len(self.paths)]
+            item = self.paths[i % len(self.paths)]
+            call = item if isinstance(item, Call) else Call("GET", item)
+            path = call.path
             i += 1
             reason = None
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                conn.request("GET", path, headers=self.headers)
+                conn.request(
+                    call.method, path, body=call.body, headers={**self.headers, **call.headers}
+                )
                 res = conn.getresponse()
                 res.read()
                 if not 200 <= res.status < 300:
-                    reason = f"{path} {res.status}"
+                    reason = f"{call.method} {path} {res.status}"
                 if res.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
             except (OSError, http.client.HTTPException) as err:
-                reason = f"{path} {type(err).__name__}"
+                reason = f"{call.method} {path} {type(err).__name__}"
                 if conn is not None:
                     conn.close()
                 conn = None

@@ -78,6 +78,15 @@ def test_add_user_reads_the_password_from_stdin(environ, migrated, monkeypatch, 
     assert migrated.authenticate("ops", "a long passphrase") == ("ops", "admin")
 
 
+def test_ensure_user_says_what_it_did(environ, migrated, monkeypatch, capsys):
+    steps = [("pw one", "created"), ("pw one", "unchanged"), ("pw two", "updated")]
+    for password, outcome in steps:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(password + "\n"))
+        assert main(["ensure-user", "smoke", "viewer"]) == 0
+        assert capsys.readouterr().out == f"{outcome} user smoke (viewer)\n"
+    assert migrated.authenticate("smoke", "pw two") == ("smoke", "viewer")
+
+
 def test_add_user_refuses_an_empty_password(environ, migrated, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))
     assert main(["add-user", "ops", "viewer"]) == 1

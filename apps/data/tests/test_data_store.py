@@ -6,6 +6,7 @@ import pymysql
 import pytest
 
 from fleetops_data import passwords
+from fleetops_data import seed as seeding
 from fleetops_data.db import DatabaseUnavailable, Pool, connector, describe
 from fleetops_data.store import Store, UserExistsError
 from fleetops_data.validation import ValidationError
@@ -69,6 +70,34 @@ def test_add_user_refuses_duplicates_and_bad_input(migrated):
         migrated.add_user("frank", "pw", "superuser")
     with pytest.raises(ValidationError):
         migrated.add_user("x" * 65, "pw", "viewer")
+    assert migrated.authenticate("erin", "pw") == ("erin", "viewer")
+
+
+def test_ensure_user_creates_resets_and_reports_only_real_changes(migrated):
+    assert migrated.ensure_user("smoke", "first pass", "viewer") == "created"
+    assert migrated.ensure_user("smoke", "first pass", "viewer") == "unchanged"
+    assert migrated.ensure_user("smoke", "rotated pass", "viewer") == "updated"
+    assert migrated.authenticate("smoke", "first pass") is None
+    assert migrated.authenticate("smoke", "rotated pass") == ("smoke", "viewer")
+    assert migrated.ensure_user("smoke", "rotated pass", "editor") == "updated"
+    assert migrated.authenticate("smoke", "rotated pass") == ("smoke", "editor")
+
+
+def test_ensure_user_moves_a_legacy_user_to_a_modern_hash(migrated, mariadb, database):
+    seeding.seed(migrated)
+    assert migrated.ensure_user("bob", "new secret", "viewer") == "updated"
+    with mariadb.root() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT salt, scheme FROM `{database.name}`.users WHERE username = 'bob'")
+        assert cur.fetchone() == (None, "scrypt")
+    assert migrated.authenticate("bob", "new secret") == ("bob", "viewer")
+
+
+def test_ensure_user_refuses_bad_input_before_touching_the_user(migrated):
+    migrated.add_user("erin", "pw", "viewer")
+    with pytest.raises(ValidationError):
+        migrated.ensure_user("erin", "", "viewer")
+    with pytest.raises(ValidationError):
+        migrated.ensure_user("erin", "pw", "superuser")
     assert migrated.authenticate("erin", "pw") == ("erin", "viewer")
 
 

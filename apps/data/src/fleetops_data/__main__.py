@@ -1,4 +1,4 @@
-"""``fleetops-data [serve|migrate|seed|add-user USERNAME ROLE]``: the data service's CLI.
+"""``fleetops-data [serve|migrate|seed|add-user|ensure-user USER ROLE]``: the data CLI.
 
 This is the only module that reads ``os.environ``; everything else gets a :class:`Config`.
 """
@@ -51,6 +51,13 @@ def _add_user(_config: Config, store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ensure_user(_config: Config, store: Store, args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    outcome = store.ensure_user(args.username, password, args.role)
+    print(f"{outcome} user {args.username} ({args.role})")
+    return 0
+
+
 # Failures an operator can act on from a one-line message (OSError: e.g. the port is taken);
 # anything else is a bug and keeps its traceback.
 _FAILURES = (
@@ -81,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     add_user.add_argument("username")
     add_user.add_argument("role", choices=ROLES)
     add_user.set_defaults(run=_add_user)
+    ensure_user = commands.add_parser(
+        "ensure-user",
+        help="create a user or reset its password and role (idempotent; e.g. the deploy smoke"
+        " account); the password is read from the first line of stdin",
+    )
+    ensure_user.add_argument("username")
+    ensure_user.add_argument("role", choices=ROLES)
+    ensure_user.set_defaults(run=_ensure_user)
     return parser
 
 

@@ -94,6 +94,28 @@ class Store:
         except pymysql.IntegrityError:
             raise UserExistsError(username) from None
 
+    def ensure_user(self, username: str, password: str, role: str) -> str:
+        """Make ``username`` exist with exactly this password and role.
+
+        Returns ``"unchanged"``, ``"created"`` or ``"updated"`` (so that a deploy tool can
+        report a change only when there was one). Raises ``ValidationError`` like
+        :meth:`add_user`.
+        """
+        validation.check_new_user(username, password, role)
+        if self.authenticate(username, password) == (username, role):
+            return "unchanged"
+        try:
+            self.add_user(username, password, role)
+        except UserExistsError:
+            with self._cursor() as cur:
+                cur.execute(
+                    "UPDATE users SET password_hash = %s, salt = NULL, scheme = %s, role = %s"
+                    " WHERE username = %s",
+                    (passwords.hash_password(password), passwords.SCRYPT, role, username),
+                )
+            return "updated"
+        return "created"
+
     def random_quote(self) -> Quote | None:
         """A random quote, found through the primary key instead of sorting the table."""
         with self._cursor() as cur:

@@ -1,0 +1,359 @@
+"""Rollouts under a steady load on the public entry: every failed request counts.
+
+(a) info rolls v1 -> v2; (b) data rolls with a migration; (c) a bad release stops at the first
+batch and rolls back; (d) the lb reloads; (f) the deploy lock; (g) the naive rollout, for
+comparison. The tests run in file order: each starts from the fleet the previous one left.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, fetch
+from tests.load import Call, SteadyLoad
+
+REPORT: dict[str, int] = {}
+# Versions of this run's test builds: new to the fleet every run, removed afterwards.
+BASE = (
+    subprocess.run(
+        [str(ROOT / "tools/release-version.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    + f"+t{int(time.time())}"
+)
+BUILT: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_test_builds():
+    yield
+    for path in BUILT:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Receiver:
+    """A test webhook on 127.0.0.1: records every deployment event posted to it."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def kinds(self) -> list[str]:
+        return [e.get("event", "?") for e in self.events]
+
+
+@pytest.fixture(scope="module")
+def receiver(fleet):
+    hook = Receiver()
+    # A webhook that never answers rides along: it must not fail or slow the deploy.
+    dead = "http://127.0.0.1:9/never"
+    fleet.env["FLEETOPS_WEBHOOKS"] = f"{hook.url},{dead}"
+    yield hook
+    fleet.env.pop("FLEETOPS_WEBHOOKS", None)
+    hook.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def token(fleet):
+    """An editor's token: it may convert and write quotes."""
+    status, _, body = fetch(
+        fleet.http + "/login",
+        data=json.dumps({"username": "noadmin", "password": "noPow3r"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 200, body
+    return json.loads(body)["data"]
+
+
+def user_load(fleet, token, *, writes: bool = False, seconds: float = 600) -> SteadyLoad:
+    """What users do: pages, health, version, conversions, quotes, logins (and writes)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    login = json.dumps({"username": "bob", "password": "thisIsNotAPasswordBob"}).encode()
+    calls: list[str | Call] = [
+        "/",
+        "/version",
+        Call("GET", "/cidr-to-mask?value=24", headers=auth),
+        "/quote",
+        Call("POST", "/login", login, {"Content-Type": "application/json"}),
+        Call("GET", "/mask-to-cidr?value=255.255.0.0", headers=auth),
+    ]
+    if writes:
+        quote = json.dumps({"author": "load", "text": "written during a rollout"}).encode()
+        admin = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        calls.append(Call("POST", "/quotes", quote, admin))
+    return SteadyLoad(fleet.port_base + 80, calls, workers=4, max_seconds=seconds)
+
+
+def build(version: str, patch=None) -> str:
+    """Build a release of the working tree's apps (optionally patched) as ``version``."""
+    target = ROOT / "build/releases" / version
+    if (target / "wheelhouse.tar.gz").exists():
+        return version
+    BUILT.append(target)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        shutil.copytree(
+            ROOT / "apps",
+            work / "apps",
+            ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"),
+        )
+        (work / "tools").mkdir()
+        shutil.copy2(ROOT / "tools/build-release.sh", work / "tools")
+        if patch:
+            patch(work / "apps")
+        subprocess.run(
+            [str(work / "tools/build-release.sh"), version],
+            env={"PYTHON": str(ROOT / ".venv/bin/python"), "PATH": "/usr/bin:/bin"},
+            check=True,
+            capture_output=True,
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(work / "build/releases" / version), target)
+    return version
+
+
+def rollout(fleet, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return fleet.ansible_playbook("playbooks/rolling_update.yml", *args, timeout=timeout)
+
+
+def running(fleet, tier: str) -> dict[str, str]:
+    return {
+        host: Path(fleet.sh(host, f"readlink /opt/{tier}/current").stdout.strip()).name
+        for host in fleet.groups[tier]
+    }
+
+
+def lock_file(fleet) -> str:
+    return fleet.sh("lb1", "cat /var/lib/fleetops/deploy.lock", check=False).stdout
+
+
+def deploy_log(fleet) -> list[dict]:
+    out = fleet.sh("lb1", "cat /var/log/fleetops/deployments.log", check=False).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def record(name: str, load: SteadyLoad) -> None:
+    result = load.result
+    REPORT[name] = result.failed
+    print(f"{name}: {result.sent} requests, {result.failed} failed {dict(result.reasons)}")
+
+
+def test_a_info_rolls_to_a_new_version_without_a_failed_request(fleet, receiver, token):
+    v2 = build(f"{BASE}.r2")
+    with user_load(fleet, token, writes=True) as load:
+        time.sleep(2)
+        started = time.monotonic()
+        done = rollout(fleet, "-e", "tier=info", "-e", f"fleet_release_version={v2}")
+        took = time.monotonic() - started
+        time.sleep(2)
+    record("(a) info v1 -> v2", load)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert running(fleet, "info") == {h: v2 for h in fleet.groups["info"]}
+    assert fetch(fleet.http + "/version")[2].decode().strip() == v2
+    assert load.result.sent > 200
+    assert load.result.failed == 0, dict(load.result.reasons)
+    # Every step reached the webhook (the dead one cost no more than its timeout), and the log.
+    assert receiver.kinds() == ["start", "batch", "batch", "success"]
+    last = receiver.events[-1]
+    assert (last["environment"], last["tier"], last["new_version"]) == ("local", "info", v2)
+    assert last["who"]
+    assert last["duration_seconds"] <= took
+    assert [e["event"] for e in deploy_log(fleet)][-4:] == receiver.kinds()
+    assert lock_file(fleet) == ""
+    REPORT["rollout seconds per info node"] = round(took / len(fleet.groups["info"]))
+
+
+def add_migration(apps: Path) -> None:
+    (apps / "data/src/fleetops_data/migrations/0003_quote_source.sql").write_text(
+        "-- Expand only: a nullable column the running release does not know about.\n"
+        "ALTER TABLE quotes ADD COLUMN IF NOT EXISTS source VARCHAR(100) NULL;\n"
+    )
+
+
+def test_b_data_rolls_with_a_migration_without_a_failed_login_or_quote(fleet, receiver, token):
+    v3 = build(f"{BASE}.r3-migration", add_migration)
+    login = json.dumps({"username": "bob", "password": "thisIsNotAPasswordBob"}).encode()
+    calls = [Call("POST", "/login", login, {"Content-Type": "application/json"}), "/quote"]
+    with SteadyLoad(fleet.port_base + 80, calls, workers=4, max_seconds=600) as load:
+        time.sleep(2)
+        done = rollout(fleet, "-e", "tier=data", "-e", f"fleet_release_version={v3}")
+        time.sleep(2)
+    record("(b) data with a migration", load)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert running(fleet, "data") == {h: v3 for h in fleet.groups["data"]}
+    applied = fleet.sh("db1", "mariadb -N -e 'SELECT name FROM fleetops.schema_migrations'").stdout
+    assert "0003_quote_source" in applied
+    assert load.result.sent > 100
+    assert load.result.failed == 0, dict(load.result.reasons)
+
+
+def break_conversions(apps: Path) -> None:
+    """A release that starts and is healthy, but whose conversions fail: only the smoke sees it."""
+    cidr = apps / "info/src/fleetops_info/cidr.py"
+    cidr.write_text(
+        cidr.read_text() + "\n\ndef cidr_to_mask(value):\n    raise RuntimeError('bad release')\n"
+    )
+
+
+def test_c_a_bad_release_stops_at_the_first_batch_and_rolls_back(fleet, receiver, token):
+    before = running(fleet, "info")
+    bad = build(f"{BASE}.r3-bad", break_conversions)
+    receiver.events.clear()
+    with user_load(fleet, token) as load:
+        time.sleep(2)
+        done = rollout(fleet, "-e", "tier=info", "-e", f"fleet_release_version={bad}")
+        time.sleep(2)
+    record("(c) bad release, rolled back", load)
+    assert done.returncode != 0
+    assert "stopped at batch info1" in done.stdout, done.stdout[-4000:]
+    assert running(fleet, "info") == before
+    for _ in range(10):
+        assert fetch(fleet.http + "/version")[2].decode().strip() in before.values()
+    assert load.result.failed == 0, dict(load.result.reasons)
+    assert receiver.kinds() == ["start", "failure", "rollback"]
+    assert "Smoke" in receiver.events[1]["detail"]
+    assert lock_file(fleet) == ""
+
+
+def haproxy_worker_pid(fleet) -> int:
+    out = fleet.sh(
+        "lb1", "echo 'show info' | socat stdio unix-connect:/run/haproxy/admin.sock"
+    ).stdout
+    return int(next(line.split(":")[1] for line in out.splitlines() if line.startswith("Pid:")))
+
+
+def test_d_the_lb_reloads_its_config_without_a_failed_request(fleet, token):
+    with user_load(fleet, token, writes=True) as load:
+        time.sleep(2)
+        first_pid = haproxy_worker_pid(fleet)
+        changed = fleet.ansible_playbook(
+            "site.yml", "--tags", "haproxy", "--limit", "lb", "-e", "haproxy_timeout_client=31s"
+        )
+        for _ in range(3):
+            fleet.sh("lb1", "systemctl reload haproxy")
+            time.sleep(1)
+        restored = fleet.ansible_playbook("site.yml", "--tags", "haproxy", "--limit", "lb")
+        time.sleep(2)
+    record("(d) lb reloads", load)
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert "timeout client 30s" in fleet.sh("lb1", "cat /etc/haproxy/haproxy.cfg").stdout
+    assert haproxy_worker_pid(fleet) != first_pid  # a new worker took over...
+    assert load.result.failed == 0, dict(load.result.reasons)  # ...and no request noticed
+
+
+def test_f_a_second_rollout_is_refused_while_one_runs(fleet, receiver, token):
+    v4 = build(f"{BASE}.r4")
+    with user_load(fleet, token) as load:
+        first = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/ansible-playbook"),
+                "-i",
+                "inventories/local",
+                "playbooks/rolling_update.yml",
+                "-e",
+                "tier=info",
+                "-e",
+                f"fleet_release_version={v4}",
+            ],
+            cwd=ROOT,
+            env=fleet.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not lock_file(fleet) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        held = json.loads(lock_file(fleet))
+        started = time.monotonic()
+        second = rollout(fleet, "-e", "tier=data", timeout=300)
+        refused_in = time.monotonic() - started
+        out, _ = first.communicate(timeout=900)
+        time.sleep(2)
+    record("(f) second rollout refused", load)
+    assert "rolling_update info" in held["action"]
+    assert second.returncode != 0
+    assert "environment is locked" in second.stdout
+    assert held["holder"] in second.stdout
+    assert held["since"] in second.stdout
+    assert refused_in < 120
+    assert first.returncode == 0, out[-4000:]
+    assert running(fleet, "info") == {h: v4 for h in fleet.groups["info"]}
+    assert load.result.failed == 0, dict(load.result.reasons)
+
+
+def test_f_a_stale_lock_is_broken_only_explicitly_and_the_team_hears_of_it(fleet, receiver):
+    stale = {
+        "token": "dead",
+        "holder": "ghost@gone",
+        "since": "2026-01-01T00:00:00Z",
+        "action": "site.yml",
+    }
+    fleet.sh("lb1", f"echo '{json.dumps(stale)}' > /var/lib/fleetops/deploy.lock")
+    refused = rollout(fleet, "-e", "tier=info")
+    assert refused.returncode != 0
+    assert "ghost@gone" in refused.stdout
+    receiver.events.clear()
+    broken = rollout(fleet, "-e", "tier=info", "-e", "break_lock=true")
+    assert broken.returncode == 0, broken.stdout[-3000:]
+    assert receiver.kinds()[0] == "lock_broken"
+    assert "ghost@gone" in receiver.events[0]["detail"]
+    assert lock_file(fleet) == ""
+
+
+def test_f_a_failed_run_releases_the_lock_too(fleet):
+    failed = fleet.ansible_playbook(
+        "site.yml", "--tags", "haproxy", "--limit", "lb", "-e", "haproxy_check_fall=oops"
+    )
+    assert failed.returncode != 0
+    assert "deploy lock released" in failed.stdout
+    assert lock_file(fleet) == ""
+
+
+def naive_rollout(fleet, token, name: str, version: str) -> None:
+    with user_load(fleet, token, writes=True) as load:
+        time.sleep(2)
+        done = fleet.ansible_playbook(
+            "tests/e2e/playbooks/naive_rolling_update.yml", "-e", f"naive_version={version}"
+        )
+        time.sleep(2)
+    record(name, load)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_g_the_naive_rollout_for_comparison(fleet, token):
+    """The same releases under the same load, rolled lamp_haproxy style: no drain, no gate."""
+    naive_rollout(fleet, token, "(g) naive rollout, good release like (a)", f"{BASE}.r2")
+    naive_rollout(fleet, token, "(g) naive rollout, bad release like (c)", f"{BASE}.r3-bad")
+    # With no HTTP gate the bad release went everywhere: the fleet now fails users.
+    assert set(running(fleet, "info").values()) == {f"{BASE}.r3-bad"}
+    assert REPORT["(g) naive rollout, bad release like (c)"] > 0
+    # Put the fleet back on a good release (the gated way; it replaces the bad one everywhere).
+    restored = rollout(fleet, "-e", "tier=info", "-e", f"fleet_release_version={BASE}.r4")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    print("failed requests per rollout:", json.dumps(REPORT, indent=1))
+    report = ROOT / "build/reports/rollouts.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(REPORT, indent=1) + "\n")
