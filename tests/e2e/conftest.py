@@ -99,8 +99,11 @@ class Fleet:
 
 @pytest.fixture(scope="session")
 def fleet() -> Fleet:
+    # Ansible runs as an operator runs it: from the repository's ansible.cfg only. Under
+    # Molecule's verify step, ANSIBLE_* variables of Molecule's own (plugin and library paths)
+    # would otherwise override it, and the project's callback would not load.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
         "CONTAINERS_CONF": str(ROOT / ".config/containers/containers.conf"),
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
     }
