@@ -99,11 +99,8 @@ class Fleet:
 
 @pytest.fixture(scope="session")
 def fleet() -> Fleet:
-    # Ansible runs as an operator runs it: from the repository's ansible.cfg only. Under
-    # Molecule's verify step, ANSIBLE_* variables of Molecule's own (plugin and library paths)
-    # would otherwise override it, and the project's callback would not load.
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
+        **os.environ,
         "CONTAINERS_CONF": str(ROOT / ".config/containers/containers.conf"),
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
     }
