@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 APPS   := apps/common apps/info apps/data apps/testing
-PYSRC  := apps tools tests molecule roles
+PYSRC  := apps tools tests molecule roles bench inventories library callback_plugins
 STAMP  := $(VENV)/.installed
 
 # The local fleet this checkout drives: its podman objects are prefixed with FLEET_NAME and its
@@ -22,7 +22,7 @@ PLAYBOOK := $(BIN)/ansible-playbook
 TEST_FLEET_NAME      ?= $(FLEET_NAME)-test
 TEST_FLEET_PORT_BASE ?= $(shell echo $$(( $(FLEET_PORT_BASE) + 20000 )))
 
-.PHONY: help deps host-deps venv image lint unit molecule test up down clean
+.PHONY: help deps host-deps venv image lint unit molecule test up down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ up: deps ## build, provision and converge the local fleet, smoke-test it, print 
 
 down: deps ## remove the local fleet; keeps the database volume unless DESTROY_DATA=1
 	$(PLAYBOOK) playbooks/deprovision.yml $(if $(filter 1 yes true,$(DESTROY_DATA)),-e destroy_data=true,)
+
+bench: deps image ## ratios on a fleet of its own (FLEET_NAME-bench): HAProxy vs direct, p99 at 80 %, rollout, no-op converge
+	$(PY) bench/run.py
 
 clean: ## remove the venv and test/build leftovers (never touches a running fleet)
 	rm -rf $(VENV) .coverage .coverage.* coverage.json .pytest_cache .ruff_cache

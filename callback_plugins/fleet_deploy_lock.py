@@ -13,8 +13,10 @@ description:
     playbooks/deploy_lock_release.yml with the run's token, so the lock is released on success
     and failure alike. Only a killed controller leaves a stale lock (break it with
     -e break_lock=true).
+  - It is always on and needs no callbacks_enabled entry, so that an ANSIBLE_CALLBACKS_ENABLED
+    of one's own (Molecule sets one) cannot silently turn the release off.
 requirements:
-  - enabled in ansible.cfg (callbacks_enabled)
+  - ansible.cfg's callback_plugins includes this directory
 """
 
 import subprocess
@@ -31,7 +33,7 @@ class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
     CALLBACK_NAME = "fleet_deploy_lock"
-    CALLBACK_NEEDS_ENABLED = True
+    CALLBACK_NEEDS_ENABLED = False
 
     def __init__(self) -> None:
         super().__init__()

@@ -91,21 +91,18 @@ class Fleet:
             timeout=timeout,
         )
 
+    def refresh(self) -> None:
+        """Read the inventory again (after playbooks/infra_ab.yml replaced the info hosts)."""
+        self.groups = read_groups(self.env)
+
     def tls_context(self) -> ssl.SSLContext:
         """Trust exactly the fleet's certificate, and check the name (127.0.0.1) against it."""
         pem = self.sh("lb1", "cat /etc/haproxy/certs/fleetops.pem").stdout
         return ssl.create_default_context(cadata=pem)
 
 
-@pytest.fixture(scope="session")
-def fleet() -> Fleet:
-    env = {
-        **os.environ,
-        "CONTAINERS_CONF": str(ROOT / ".config/containers/containers.conf"),
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-    }
-    name = env.get("FLEET_NAME") or "fleetops"
-    port_base = int(env.get("FLEET_PORT_BASE") or 8000)
+def read_groups(env: dict[str, str]) -> dict[str, list[str]]:
+    """The inventory's groups (info's hosts change with an infrastructure A/B)."""
     inventory = subprocess.run(
         [str(BIN / "ansible-inventory"), "-i", str(ROOT / "inventories/local"), "--list"],
         cwd=ROOT,
@@ -121,7 +118,19 @@ def fleet() -> Fleet:
         if g not in ("_meta",) and isinstance(v, dict)
     }
     groups["all"] = sorted(data["_meta"]["hostvars"])
-    return Fleet(name, port_base, groups, env)
+    return groups
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Fleet:
+    env = {
+        **os.environ,
+        "CONTAINERS_CONF": str(ROOT / ".config/containers/containers.conf"),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+    }
+    name = env.get("FLEET_NAME") or "fleetops"
+    port_base = int(env.get("FLEET_PORT_BASE") or 8000)
+    return Fleet(name, port_base, read_groups(env), env)
 
 
 def fetch(

@@ -1,19 +1,22 @@
 """Rollouts under a steady load on the public entry: every failed request counts.
 
 (a) info rolls v1 -> v2; (b) data rolls with a migration; (c) a bad release stops at the first
-batch and rolls back; (d) the lb reloads; (f) the deploy lock; (g) the naive rollout, for
-comparison. The tests run in file order: each starts from the fleet the previous one left.
+batch and rolls back; (d) the lb reloads; (e) the infrastructure A/B switch replaces the info
+hosts; (f) the deploy lock; (g) the naive rollout, for comparison. The tests run in file order:
+each starts from the fleet the previous one left.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import IPv4Network, ip_address, ip_network, summarize_address_range
 from pathlib import Path
 
 import pytest
@@ -263,6 +266,89 @@ def test_d_the_lb_reloads_its_config_without_a_failed_request(fleet, token):
     assert load.result.failed == 0, dict(load.result.reasons)  # ...and no request noticed
 
 
+def haproxy_backend(fleet, backend: str) -> dict[str, str]:
+    """HAProxy's servers of a backend and their status, from its runtime API."""
+    out = fleet.sh(
+        "lb1", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
+    ).stdout
+    rows = [line.split(",") for line in out.splitlines() if line and not line.startswith("#")]
+    return {
+        row[1]: row[17]
+        for row in rows
+        if row[0] == backend and row[1] not in ("FRONTEND", "BACKEND")
+    }
+
+
+def lb_sources(fleet, port: int) -> list[IPv4Network]:
+    """The source networks lb1's firewall accepts on a port (nft may merge them into ranges)."""
+    ruleset = fleet.sh("lb1", "nft list ruleset").stdout
+    nets: list[IPv4Network] = []
+    for line in ruleset.splitlines():
+        match = re.search(r"ip saddr \{?([^}]*?)\}? tcp dport " + str(port) + " accept", line)
+        for item in match.group(1).split(",") if match else []:
+            first, _, last = item.strip().partition("-")
+            if last:  # a range a.b.c.d-a.b.c.e
+                nets += summarize_address_range(ip_address(first), ip_address(last))
+            elif first:
+                nets.append(ip_network(first))
+    return nets
+
+
+def test_e_a_new_set_that_fails_its_gate_is_abandoned(fleet, receiver, token):
+    before = running(fleet, "info")
+    bad = build(f"{BASE}.r3-bad", break_conversions)
+    receiver.events.clear()
+    with user_load(fleet, token) as load:
+        time.sleep(2)
+        done = fleet.ansible_playbook(
+            "playbooks/infra_ab.yml", "-e", f"fleet_release_version={bad}"
+        )
+        time.sleep(2)
+    record("(e) infra A/B, new set fails its gate", load)
+    assert done.returncode != 0
+    assert "infra A/B abandoned" in done.stdout, done.stdout[-4000:]
+    fleet.refresh()
+    assert running(fleet, "info") == before
+    assert haproxy_backend(fleet, "info") == {host: "UP" for host in before}
+    containers = fleet.podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert sorted(c for c in containers if "-info" in c) == sorted(map(fleet.container, before))
+    assert load.result.failed == 0, dict(load.result.reasons)
+    assert receiver.kinds() == ["start", "failure"]
+    assert "Smoke" in receiver.events[1]["detail"]
+    assert lock_file(fleet) == ""
+
+
+def test_e_the_infra_ab_switch_drops_nothing(fleet, receiver, token):
+    old = running(fleet, "info")
+    (version,) = set(old.values())
+    old_addresses = {fleet.address(host) for host in old}
+    receiver.events.clear()
+    with user_load(fleet, token, writes=True) as load:
+        time.sleep(2)
+        done = fleet.ansible_playbook(
+            "playbooks/infra_ab.yml", "-e", f"fleet_release_version={version}"
+        )
+        time.sleep(2)
+    record("(e) infra A/B switch", load)
+    assert done.returncode == 0, done.stdout[-4000:]
+    fleet.refresh()
+    new = fleet.groups["info"]
+    assert len(new) == len(old)
+    assert not set(new) & set(old)
+    assert running(fleet, "info") == {host: version for host in new}
+    assert haproxy_backend(fleet, "info") == {host: "UP" for host in new}
+    containers = fleet.podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert not {fleet.container(host) for host in old} & set(containers)
+    # The lb's data frontend accepts the new set, and no longer the old one.
+    frontend = lb_sources(fleet, 9876)
+    assert all(any(ip_address(fleet.address(h)) in net for net in frontend) for h in new)
+    assert not any(ip_address(a) in net for net in frontend for a in old_addresses)
+    assert load.result.sent > 200
+    assert load.result.failed == 0, dict(load.result.reasons)
+    assert receiver.kinds() == ["start", "success"]
+    assert lock_file(fleet) == ""
+
+
 def test_f_a_second_rollout_is_refused_while_one_runs(fleet, receiver, token):
     v4 = build(f"{BASE}.r4")
     with user_load(fleet, token) as load:
@@ -328,7 +414,7 @@ def test_f_a_failed_run_releases_the_lock_too(fleet):
         "site.yml", "--tags", "haproxy", "--limit", "lb", "-e", "haproxy_check_fall=oops"
     )
     assert failed.returncode != 0
-    assert "deploy lock released" in failed.stdout
+    assert "deploy lock released" in failed.stdout, failed.stdout[-2000:] + failed.stderr[-3000:]
     assert lock_file(fleet) == ""
 
 

@@ -92,6 +92,7 @@ def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
         assert host.vars["fleet_internal_address"] == host.vars["ansible_host"]
         assert host.vars["fleet_internal_address"].startswith("10.0.0.")
         assert host.vars["fleet_gce_zone"] == instance["zone"]
+        assert host.vars["fleet_instance_name"] == instance["name"]
 
 
 def stand_in_inventory(env: str, tmp_path: Path) -> Path:
@@ -103,6 +104,7 @@ def stand_in_inventory(env: str, tmp_path: Path) -> Path:
             "ansible_host": f"10.0.0.{n}",
             "fleet_internal_address": f"10.0.0.{n}",
             "fleet_gce_zone": instance["zone"],
+            "fleet_instance_name": instance["name"],  # gcp.yml's compose
         }
     directory = tmp_path / env
     directory.mkdir()

@@ -1,0 +1,241 @@
+"""make bench: the fleet's ratios, measured side by side in one run on a fleet of its own.
+
+A fresh local fleet named $FLEET_NAME-bench on FLEET_PORT_BASE + 10000 (so it never touches a
+developer's fleet or a test fleet) is provisioned, converged (timed), converged again (timed: the
+no-op), measured with wrk on 127.0.0.1 and the fleet's own network, rolled to a new release
+(timed per node), and removed. Absolute numbers depend on the machine; the table reports ratios
+of runs made one after the other on it, and the p99 latencies beside the seed's goals.
+
+Only in the bench fleet, the controller may reach info:5555 directly (one extra firewall rule),
+for the "through HAProxy / direct to one node" ratio. Not part of `make test`: nothing here gates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import wrk
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+GOALS_MS = {"info": 50.0, "data": 200.0}
+LOAD_FACTOR = 0.8
+# The bench fleet only: the controller may reach info directly.
+DIRECT_RULE = "ip saddr {{ fleet_controller_address }} tcp dport 5555 accept"
+
+
+class Fleet:
+    def __init__(self) -> None:
+        base = os.environ.get("FLEET_NAME") or "fleetops"
+        self.name = f"{base}-bench"
+        self.port_base = int(os.environ.get("FLEET_PORT_BASE") or 8000) + 10000
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "CONTAINERS_CONF": str(ROOT / ".config/containers/containers.conf"),
+            "FLEET_NAME": self.name,
+            "FLEET_PORT_BASE": str(self.port_base),
+        }
+        self.public = f"http://127.0.0.1:{self.port_base + 80}"
+
+    def playbook(self, *args: str) -> tuple[float, str]:
+        """Run a playbook against the bench fleet; returns (seconds, output)."""
+        started = time.monotonic()
+        done = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", "inventories/local", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+        took = time.monotonic() - started
+        if done.returncode != 0:
+            raise SystemExit(f"ansible-playbook {' '.join(args)} failed:\n{done.stdout[-4000:]}")
+        return took, done.stdout
+
+    def inventory(self) -> dict:
+        done = subprocess.run(
+            [str(BIN / "ansible-inventory"), "-i", "inventories/local", "--list"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    def address(self, host: str) -> str:
+        out = subprocess.run(
+            [
+                "podman",
+                "inspect",
+                f"{self.name}-{host}",
+                "--format",
+                "{{json .NetworkSettings.Networks}}",
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return json.loads(out)["Networks"][f"{self.name}-net"]["IPAddress"]
+
+
+def login(url: str, username: str, password: str) -> str:
+    body = json.dumps({"username": username, "password": password}).encode()
+    request = urllib.request.Request(  # noqa: S310 (127.0.0.1)
+        url + "/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (127.0.0.1)
+        return json.loads(answer.read())["data"]
+
+
+def at_load(url: str, saturated: wrk.Run, **kwargs: object) -> wrk.Run:
+    """A run offering LOAD_FACTOR of the saturated rate (wrk paced per connection)."""
+    connections = 16
+    delay = wrk.delay_for(saturated.rps * LOAD_FACTOR, connections)
+    return wrk.run(url, connections=connections, delay_ms=delay, **kwargs)  # type: ignore[arg-type]
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
+    return f"{os.cpu_count()} vCPU ({cpu}), {mem} GiB, {platform.system()} {platform.release()}"
+
+
+def measure(fleet: Fleet) -> dict:
+    results: dict = {"machine": machine(), "fleet": fleet.name}
+    fleet.playbook("playbooks/provision.yml")
+    extra = ["-e", json.dumps({"hardening_firewall_extra_rules": [DIRECT_RULE]})]
+    first, _ = fleet.playbook("site.yml", *extra)
+    noop, out = fleet.playbook("site.yml", *extra)
+    results["converge_seconds"] = {"first": round(first, 1), "noop": round(noop, 1)}
+    results["noop_changed_zero"] = re.search(r"changed=[1-9]", out) is None
+
+    info_hosts = fleet.inventory()["info"]["hosts"]
+    direct = f"http://{fleet.address(info_hosts[0])}:5555"
+    token = login(fleet.public, "noadmin", "noPow3r")
+    convert = "/cidr-to-mask?value=24"
+    login_body = json.dumps({"username": "bob", "password": "thisIsNotAPasswordBob"})
+
+    runs = {
+        "info via haproxy": wrk.run(fleet.public + convert, token=token),
+        "info direct (one node)": wrk.run(direct + convert, token=token),
+        "data-backed via haproxy (/quote)": wrk.run(fleet.public + "/quote"),
+        "/_health via haproxy": wrk.run(fleet.public + "/_health"),
+        "/login via haproxy": wrk.run(fleet.public + "/login", method="POST", body=login_body),
+    }
+    runs["info at 80 % load"] = at_load(
+        fleet.public + convert, runs["info via haproxy"], token=token
+    )
+    runs["data-backed at 80 % load"] = at_load(
+        fleet.public + "/quote", runs["data-backed via haproxy (/quote)"]
+    )
+    results["wrk"] = {name: vars(run) for name, run in runs.items()}
+
+    version = (
+        subprocess.run(
+            [str(ROOT / "tools/release-version.sh")], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        + f"+bench{int(time.time())}"
+    )
+    subprocess.run([str(ROOT / "tools/build-release.sh"), version], cwd=ROOT, check=True)
+    try:
+        took, _ = fleet.playbook(
+            "playbooks/rolling_update.yml",
+            "-e",
+            "tier=info",
+            "-e",
+            f"fleet_release_version={version}",
+        )
+    finally:
+        shutil.rmtree(ROOT / "build/releases" / version, ignore_errors=True)
+    results["rollout_seconds_per_info_node"] = round(took / len(info_hosts), 1)
+    return results
+
+
+def table(r: dict) -> str:
+    w = r["wrk"]
+    via, direct = w["info via haproxy"], w["info direct (one node)"]
+    info80, data80 = w["info at 80 % load"], w["data-backed at 80 % load"]
+    login, health = w["/login via haproxy"], w["/_health via haproxy"]
+    first, noop = r["converge_seconds"]["first"], r["converge_seconds"]["noop"]
+    rows = [
+        (
+            "info rps: through HAProxy ÷ direct to one node",
+            f"{via['rps'] / direct['rps']:.2f}",
+            f"{via['rps']:.0f} / {direct['rps']:.0f} rps",
+        ),
+        (
+            "info p99 at 80 % of saturation ÷ 50 ms goal",
+            f"{info80['p99_ms'] / GOALS_MS['info']:.2f}",
+            f"p99 {info80['p99_ms']:.1f} ms at {info80['rps']:.0f} rps (/cidr-to-mask)",
+        ),
+        (
+            "data-backed p99 at 80 % of saturation ÷ 200 ms goal",
+            f"{data80['p99_ms'] / GOALS_MS['data']:.2f}",
+            f"p99 {data80['p99_ms']:.1f} ms at {data80['rps']:.0f} rps (/quote: info → data → db)",
+        ),
+        (
+            "/login rps ÷ /_health rps",
+            f"{login['rps'] / health['rps']:.3f}",
+            f"{login['rps']:.0f} / {health['rps']:.0f} rps",
+        ),
+        (
+            "rollout seconds per info node",
+            f"{r['rollout_seconds_per_info_node']:.1f}",
+            "drain, switch, gate, UP",
+        ),
+        (
+            "no-op site.yml ÷ first converge",
+            f"{noop / first:.2f}",
+            f"{noop:.0f} s / {first:.0f} s"
+            + ("" if r["noop_changed_zero"] else " (the no-op run changed something!)"),
+        ),
+    ]
+    errors = sum(run["errors"] for run in w.values())
+    lines = ["| measure | ratio | measured |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines.append(f"\nMachine: {r['machine']}. wrk errors (non-2xx, socket) in all runs: {errors}.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    fleet = Fleet()
+    try:
+        results = measure(fleet)
+    finally:
+        if not os.environ.get("BENCH_KEEP"):
+            fleet.playbook("playbooks/deprovision.yml", "-e", "destroy_data=true")
+    report = ROOT / "build/reports"
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = table(results)
+    (report / "bench.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
