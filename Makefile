@@ -43,10 +43,11 @@ deps: host-deps venv ## everything `make up` and `make test` need
 image: host-deps ## the Debian 12 systemd image of the fleet's hosts (debootstrap; cached)
 	@scripts/build-image.sh
 
-lint: deps ## ruff, yamllint, ansible-lint (production profile), playbook syntax
+lint: deps ## ruff, yamllint, ansible-lint (production profile), playbook syntax, GitHub workflows' schema
 	$(BIN)/ruff check $(PYSRC)
 	$(BIN)/ruff format --check $(PYSRC)
 	$(BIN)/yamllint --strict .
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/ansible-lint --profile production -q
 	$(PLAYBOOK) --syntax-check site.yml playbooks/*.yml
 
