@@ -179,3 +179,12 @@ def test_group_vars_render_what_site_yml_needs(env, tmp_path):
     assert (rendered["haproxy_hsts_max_age"] > 0) is strict
     assert f"gcloud compute start-iap-tunnel {host} 22" in rendered["ansible_ssh_common_args"]
     assert "--listen-on-stdin" in rendered["ansible_ssh_common_args"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_environment_directory_is_an_inventory_without_its_vault_files(env):
+    # `-i inventories/prod` as the README says: the vault files beside gcp.yml are variables,
+    # not inventory sources (ansible.cfg's inventory_ignore_patterns).
+    result = run(str(BIN / "ansible-inventory"), "-i", f"inventories/{env}", "--list")
+    assert result.returncode == 0, result.stderr
+    assert "vault" not in result.stderr.lower(), result.stderr
