@@ -4,6 +4,12 @@ Each worker sends requests back to back on its own keep-alive connection (reconn
 errors) until ``stop()`` or the deadline, whichever comes first; the request count is capped
 too. A failure is any non-2xx status or any connection error. Requests are paths (GET) or
 :class:`Call` objects (any method, body and headers), taken in turn.
+
+Like every HTTP/1.1 client (RFC 9112, 9.3.1), a worker sends an idempotent request (GET, HEAD)
+once more on a new connection when a *reused* keep-alive connection was closed under it before
+any answer: the server may close an idle connection at any time (HAProxy's old workers do on a
+reload), and that race is invisible to users of browsers or urllib3. Such resends are counted
+in ``retried``, never hidden; anything else, and any POST, counts as a failure.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ class LoadResult:
     sent: int = 0
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    retried: int = 0
+
+
+IDEMPOTENT = frozenset({"GET", "HEAD"})
 
 
 class SteadyLoad:
@@ -74,30 +84,44 @@ class SteadyLoad:
                 self.result.reasons[reason] += 1
             return self.result.sent < self.max_requests
 
+    def _send(self, conn: http.client.HTTPConnection, call: Call) -> http.client.HTTPResponse:
+        conn.request(
+            call.method, call.path, body=call.body, headers={**self.headers, **call.headers}
+        )
+        res = conn.getresponse()
+        res.read()
+        return res
+
     def _run(self, worker: int) -> None:
         conn: http.client.HTTPConnection | None = None
+        reused = False  # the connection has answered before (a keep-alive connection)
         i = worker
         while not self._stop.is_set() and time.monotonic() < self.deadline:
             item = self.paths[i % len(self.paths)]
             call = item if isinstance(item, Call) else Call("GET", item)
-            path = call.path
             i += 1
             reason = None
             try:
                 if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                conn.request(
-                    call.method, path, body=call.body, headers={**self.headers, **call.headers}
-                )
-                res = conn.getresponse()
-                res.read()
+                    conn, reused = self._connect(), False
+                try:
+                    res = self._send(conn, call)
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    if not (reused and call.method in IDEMPOTENT):
+                        raise
+                    conn.close()
+                    conn, reused = self._connect(), False
+                    with self._lock:
+                        self.result.retried += 1
+                    res = self._send(conn, call)
+                reused = True
                 if not 200 <= res.status < 300:
-                    reason = f"{call.method} {path} {res.status}"
+                    reason = f"{call.method} {call.path} {res.status}"
                 if res.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
             except (OSError, http.client.HTTPException) as err:
-                reason = f"{call.method} {path} {type(err).__name__}"
+                reason = f"{call.method} {call.path} {type(err).__name__}"
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -105,3 +129,6 @@ class SteadyLoad:
                 break
         if conn is not None:
             conn.close()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

@@ -159,7 +159,10 @@ def deploy_log(fleet) -> list[dict]:
 def record(name: str, load: SteadyLoad) -> None:
     result = load.result
     REPORT[name] = result.failed
-    print(f"{name}: {result.sent} requests, {result.failed} failed {dict(result.reasons)}")
+    print(
+        f"{name}: {result.sent} requests, {result.failed} failed {dict(result.reasons)},"
+        f" {result.retried} GETs resent after a keep-alive close"
+    )
 
 
 def test_a_info_rolls_to_a_new_version_without_a_failed_request(fleet, receiver, token):
