@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    """The environment of an operator's Ansible run: this repository's ansible.cfg and none of
+    the caller's ANSIBLE_* settings (Molecule's, say), plus ``extra``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    return {**clean, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **extra}
 
 
 def load_module(relative_path: str) -> ModuleType:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,11 +24,10 @@ def fleet_name():
 
 
 def inventory(fleet_name: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     done = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-inventory"), "-i", "inventories/local", "--list"],
         cwd=ROOT,
-        env={**env, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "FLEET_NAME": fleet_name},
+        env=ansible_env(FLEET_NAME=fleet_name),
         capture_output=True,
         text=True,
         timeout=120,
@@ -65,10 +65,9 @@ def test_after_a_switch_info_is_the_other_set_and_the_old_one_is_gone(fleet_name
 
 def test_an_unknown_set_is_refused(fleet_name):
     set_in_service(fleet_name, "c")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     done = subprocess.run(
         [str(ROOT / "inventories/local/info_sets.py"), "--list"],
-        env={**env, "FLEET_NAME": fleet_name},
+        env=ansible_env(FLEET_NAME=fleet_name),
         capture_output=True,
         text=True,
         check=False,

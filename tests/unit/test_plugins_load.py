@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 
 
 def ansible(tool: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     return subprocess.run(
         [str(BIN / tool), *args],
         cwd=ROOT,
-        env={**clean, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **env},
+        env=ansible_env(**env),
         capture_output=True,
         text=True,
         timeout=120,
