@@ -68,11 +68,16 @@ class Fleet:
         )
 
     def address(self, host: str) -> str:
+        return self._interface(host)["IPAddress"]
+
+    def mac(self, host: str) -> str:
+        return self._interface(host)["MacAddress"]
+
+    def _interface(self, host: str) -> dict[str, str]:
         out = self.podman(
             "inspect", self.container(host), "--format", "{{json .NetworkSettings.Networks}}"
         ).stdout
-        networks = json.loads(out)
-        return networks[f"{self.name}-net"]["IPAddress"]
+        return json.loads(out)[f"{self.name}-net"]
 
     def gateway(self) -> str:
         out = self.podman("network", "inspect", f"{self.name}-net").stdout
@@ -90,6 +95,15 @@ class Fleet:
             text=True,
             timeout=timeout,
         )
+
+    def ping(self, host: str, timeout: int = 10) -> subprocess.CompletedProcess[str]:
+        """Ansible's ping over SSH, as every playbook connects, giving up after ``timeout`` s."""
+        return subprocess.run(
+            [str(BIN / "ansible"), "-i", "inventories/local", host, "-m", "ansible.builtin.ping",
+             "-T", str(timeout)],
+            check=False, cwd=ROOT, env=self.env, capture_output=True, text=True,
+            timeout=timeout + 60,
+        )  # fmt: skip
 
     def refresh(self) -> None:
         """Read the inventory again (after playbooks/infra_ab.yml replaced the info hosts)."""
