@@ -14,7 +14,9 @@ POLICY: dict[tuple[str, int], frozenset[str]] = {
     ("lb", 8404): frozenset({"monitoring"}),
     ("info", 5555): frozenset({"lb", "monitoring"}),
     ("data", 9876): frozenset({"lb", "monitoring"}),
-    ("db", 3306): frozenset({"data"}),
+    # db -> db is not in ARCHITECTURE.md's table: the cloud environments' cross-region replica
+    # replicates from the primary (roles/gce_infra/README.md, multi-region design).
+    ("db", 3306): frozenset({"data", "db"}),
     ("monitoring", 9090): frozenset({"controller"}),
     ("monitoring", 9093): frozenset({"controller"}),
     ("all", 9100): frozenset({"monitoring"}),

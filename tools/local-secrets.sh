@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Generate the local fleet's secrets into an Ansible Vault file (git-ignored):
-#   .fleet/<FLEET_NAME>/secrets.yml  — JWT key, DB password, data service token, smoke password.
+#   .fleet/<FLEET_NAME>/secrets.yml  — JWT key, DB passwords, data service token, smoke password.
 # Never changes a secret that exists (the database already holds that password); a secret added
 # to the project later is appended to an existing file.
 set -euo pipefail
@@ -29,6 +29,7 @@ done <<'SECRETS'
 vault_jwt_secret 64 64
 vault_data_api_token 48 40
 vault_db_app_password 48 32
+vault_db_replication_password 48 32
 vault_smoke_password 48 32
 SECRETS
 [[ "$content" == "$before" ]] && exit 0

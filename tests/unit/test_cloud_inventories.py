@@ -85,10 +85,15 @@ def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
     plugin._add_hosts(api_items(state), config)
 
     groups = plugin.inventory.groups
-    assert set(groups) - {"all", "ungrouped"} == SITE_GROUPS
+    db_roles = {f"db_{i['labels']['db_role']}" for i in state["instances"] if i["tier"] == "db"}
+    assert "db_primary" in db_roles
+    assert set(groups) - {"all", "ungrouped"} == SITE_GROUPS | db_roles
     for instance in state["instances"]:
         host = plugin.inventory.hosts[instance["name"]]
-        assert {g.name for g in host.groups} - {"all"} == {instance["tier"]}
+        want = {instance["tier"]}
+        if instance["tier"] == "db":
+            want.add(f"db_{instance['labels']['db_role']}")
+        assert {g.name for g in host.groups} - {"all"} == want
         assert host.vars["fleet_internal_address"] == host.vars["ansible_host"]
         assert host.vars["fleet_internal_address"].startswith("10.0.0.")
         assert host.vars["fleet_gce_zone"] == instance["zone"]
@@ -98,7 +103,8 @@ def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
 def stand_in_inventory(env: str, tmp_path: Path) -> Path:
     state = desired(env)
     hosts: dict = {"all": {"children": {}}}
-    for n, instance in enumerate(state["instances"], start=2):
+    # The last region first: a play must not rely on the API's order to find the db primary.
+    for n, instance in reversed(list(enumerate(state["instances"], start=2))):
         group = hosts["all"]["children"].setdefault(instance["tier"], {"hosts": {}})
         group["hosts"][instance["name"]] = {
             "ansible_host": f"10.0.0.{n}",
@@ -106,9 +112,14 @@ def stand_in_inventory(env: str, tmp_path: Path) -> Path:
             "fleet_gce_zone": instance["zone"],
             "fleet_instance_name": instance["name"],  # gcp.yml's compose
         }
+        if instance["tier"] == "db":  # gcp.yml's keyed group on the db_role label
+            role = hosts["all"]["children"].setdefault(
+                f"db_{instance['labels']['db_role']}", {"hosts": {}}
+            )
+            role["hosts"][instance["name"]] = {}
     directory = tmp_path / env
     directory.mkdir()
-    (directory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (directory / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False))
     (directory / "group_vars").symlink_to(ROOT / f"inventories/{env}/group_vars")
     return directory
 
@@ -179,6 +190,30 @@ def test_group_vars_render_what_site_yml_needs(env, tmp_path):
     assert (rendered["haproxy_hsts_max_age"] > 0) is strict
     assert f"gcloud compute start-iap-tunnel {host} 22" in rendered["ansible_ssh_common_args"]
     assert "--listen-on-stdin" in rendered["ansible_ssh_common_args"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_data_node_writes_to_the_db_primary(env, tmp_path):
+    inventory = stand_in_inventory(env, tmp_path)
+    out = tmp_path / "db_hosts"
+    play = {
+        "hosts": "data",
+        "gather_facts": False,
+        "tasks": [
+            {"name": "Read the data role's defaults",
+             "ansible.builtin.include_vars": str(ROOT / "roles/data/defaults/main.yml")},
+            {"name": "Record data_db_host", "delegate_to": "localhost",
+             "ansible.builtin.lineinfile": {"path": str(out), "line": "{{ data_db_host }}",
+                                            "create": True, "mode": "0600"}},
+        ],
+    }  # fmt: skip
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    result = run(str(BIN / "ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook))
+    assert result.returncode == 0, result.stdout + result.stderr
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["children"]
+    (primary,) = hosts["db_primary"]["hosts"]
+    assert out.read_text().split() == [hosts["db"]["hosts"][primary]["fleet_internal_address"]]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

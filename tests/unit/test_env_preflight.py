@@ -17,6 +17,7 @@ GOOD = {
     "vault_jwt_secret": "9f1c2e7a4b8d0e3f6a5c1b2d7e8f9a0b1c2d3e4f5a6b7c8d",
     "vault_data_api_token": "Qm7tZr2xW9pL4vN8sK3jH6gF1dS5aY0u",
     "vault_db_app_password": "c4Rb9-Lq2Zt7Vx1Wn6Ks",
+    "vault_db_replication_password": "Tq8-nV3xLw5Kz1Rm7Ys2",
     "vault_smoke_password": "Hw3-kP9sQe1vX7mTz5Ra",
 }
 

@@ -1,0 +1,76 @@
+"""A second region's db replicates the primary: seeded once, read-only, GTID history its own."""
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+FLEET = os.environ.get("FLEET_NAME") or "fleetops"
+PRIMARY, REPLICA = f"{FLEET}-mol-db", f"{FLEET}-mol-db-replica"
+testinfra_hosts = [f"podman://{REPLICA}"]
+
+
+@pytest.fixture(scope="module")
+def primary():
+    return testinfra.get_host(f"podman://{PRIMARY}")
+
+
+def sql(host, statement):
+    return host.check_output(f'mariadb -N -e "{statement}"')
+
+
+def replica_status(host):
+    out = host.check_output("mariadb -e 'SHOW SLAVE STATUS\\G'")
+    return dict(
+        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in out.splitlines()[1:])
+    )
+
+
+def test_the_replica_follows_the_primary_by_gtid(host, primary):
+    status = replica_status(host)
+    assert status["Slave_IO_Running"] == "Yes", status
+    assert status["Slave_SQL_Running"] == "Yes", status
+    assert status["Using_Gtid"] == "Slave_Pos"
+    assert status["Master_User"] == "replicator"
+    assert sql(host, "SELECT @@server_id") != sql(primary, "SELECT @@server_id")
+
+
+def test_what_the_primary_writes_reaches_the_replica(host, primary):
+    text = f"replicated {secrets.token_hex(6)}"
+    sql(primary, "CREATE TABLE IF NOT EXISTS fleetops.repl (v VARCHAR(40))")
+    sql(primary, f"INSERT INTO fleetops.repl VALUES ('{text}')")
+    deadline = time.monotonic() + 30
+    while sql(host, f"SELECT COUNT(*) FROM fleetops.repl WHERE v = '{text}'") != "1":
+        assert time.monotonic() < deadline, replica_status(host)
+        time.sleep(0.5)
+
+
+def test_the_replica_has_the_database_and_app_users_from_the_primary(host, primary):
+    assert "fleetops" in sql(host, "SHOW DATABASES").split()
+    users = "SELECT CONCAT(user, '@', host) FROM mysql.user WHERE user = 'fleetops' ORDER BY 1"
+    assert sql(host, users) == sql(primary, users) != ""
+
+
+def test_the_replica_is_read_only_and_logs_only_the_primarys_transactions(host, primary):
+    assert sql(host, "SELECT @@read_only") == "1"
+    assert sql(host, "SELECT @@gtid_strict_mode") == "1"
+    # Every GTID the replica ever logged came from the primary's server id: no errant
+    # transaction of its own that would break the stream or a later promotion.
+    primary_id = sql(primary, "SELECT @@server_id")
+    for gtid in filter(None, sql(host, "SELECT @@gtid_binlog_pos").split(",")):
+        assert gtid.split("-")[1] == primary_id, gtid
+
+
+def test_the_app_user_cannot_write_on_the_replica(host):
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    password = (ephemeral / "db_app_password").read_text().split()[0]
+    address = host.check_output("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1")
+    client = testinfra.get_host(f"podman://{FLEET}-mol-db-client")
+    mysql = f"mariadb -h {address} -u fleetops -p{password} fleetops -N -e"
+    assert client.run(f"{mysql} 'SELECT 1'").stdout.strip() == "1"
+    denied = client.run(f"{mysql} \"INSERT INTO repl VALUES ('x')\"")
+    assert denied.rc != 0
+    assert "read-only" in denied.stderr
