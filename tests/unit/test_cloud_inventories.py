@@ -132,9 +132,14 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_playbooks_pass_syntax_check_against_the_environment(env, tmp_path):
     inventory = stand_in_inventory(env, tmp_path)
+    # All but infra_ab.yml: local only (its info_new group exists once it has added the hosts).
+    playbooks = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "playbooks").glob("*.yml") if p.stem != "infra_ab"
+    )
+    assert "playbooks/provision.yml" in playbooks
     result = run(
         str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(inventory),
-        "site.yml", "playbooks/provision_gce.yml", "playbooks/deprovision_gce.yml",
+        "site.yml", *playbooks,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Could not match supplied host pattern" not in result.stderr
