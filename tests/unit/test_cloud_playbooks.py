@@ -133,16 +133,24 @@ def test_seed_users_in_prod_are_refused_by_site_yml(tmp_path):
     assert set(recap(run.stdout)) == {"localhost"}  # no later play even started
 
 
+def reached_gce_and_stopped_before_google(run: subprocess.CompletedProcess) -> None:
+    """The run went through gce_infra's checks and stopped before any call to Google (with
+    --tags gce_infra_preflight), failing at most on a controller without gcloud."""
+    out = run.stdout + run.stderr
+    assert "TASK [gce_infra : Compute the desired state" in run.stdout, out[-4000:]
+    if run.returncode != 0:
+        assert "TASK [gce_infra : Check that gcloud is available" in run.stdout, out[-4000:]
+        assert "No such file or directory" in out, out[-4000:]
+
+
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_provision_yml_goes_to_gce_for_a_cloud_inventory(env, tmp_path):
     inventory = stand_in_inventory(env, tmp_path)
     write_vault(inventory, ready_vault())
-    # Stop after the role's own checks: what follows needs gcloud and Google's API.
     run = playbook(inventory, "playbooks/provision.yml", "--tags", "gce_infra_preflight")
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr
     assert f"{env}: secrets and TLS material pass the preflight" in run.stdout
-    assert "TASK [gce_infra : Compute the desired state" in run.stdout
     assert "TASK [gce_infra : Check the load balancer's certificate]" in run.stdout
+    reached_gce_and_stopped_before_google(run)
     # The local branch (podman containers, generated local secrets) did not run at all.
     for local_task in (
         "Check the fleet's parameters",
@@ -150,4 +158,14 @@ def test_provision_yml_goes_to_gce_for_a_cloud_inventory(env, tmp_path):
         "Start one container per host",
         "Authorize the fleet's SSH key",
     ):
+        assert f"TASK [{local_task}" not in run.stdout
+
+
+def test_deprovision_yml_goes_to_gce_for_a_cloud_inventory(tmp_path):
+    inventory = stand_in_inventory("dev", tmp_path)
+    run = playbook(inventory, "playbooks/deprovision.yml", "--tags", "gce_infra_preflight")
+    assert "The db data disks are kept" in run.stdout
+    reached_gce_and_stopped_before_google(run)
+    for local_task in ("Check the fleet's parameters", "List containers",
+                       "Remove the fleet's network"):  # fmt: skip
         assert f"TASK [{local_task}" not in run.stdout
