@@ -43,6 +43,13 @@ class Fleet:
     def container(self, host: str) -> str:
         return f"{self.name}-{host}"
 
+    def containers(self) -> list[str]:
+        """This fleet's containers, running or not (never another fleet's on the machine)."""
+        out = self.podman(
+            "ps", "-a", "--filter", f"label=fleetops.fleet={self.name}", "--format", "{{.Names}}"
+        ).stdout
+        return out.split()
+
     def groups_of(self, host: str) -> set[str]:
         return {g for g, members in self.groups.items() if host in members and g != "all"}
 

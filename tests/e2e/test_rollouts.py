@@ -313,8 +313,8 @@ def test_e_a_new_set_that_fails_its_gate_is_abandoned(fleet, receiver, token):
     fleet.refresh()
     assert running(fleet, "info") == before
     assert haproxy_backend(fleet, "info") == {host: "UP" for host in before}
-    containers = fleet.podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    assert sorted(c for c in containers if "-info" in c) == sorted(map(fleet.container, before))
+    info_containers = [c for c in fleet.containers() if c.startswith(f"{fleet.name}-info")]
+    assert sorted(info_containers) == sorted(map(fleet.container, before))
     assert load.result.failed == 0, dict(load.result.reasons)
     assert receiver.kinds() == ["start", "failure"]
     assert "Smoke" in receiver.events[1]["detail"]
@@ -340,8 +340,7 @@ def test_e_the_infra_ab_switch_drops_nothing(fleet, receiver, token):
     assert not set(new) & set(old)
     assert running(fleet, "info") == {host: version for host in new}
     assert haproxy_backend(fleet, "info") == {host: "UP" for host in new}
-    containers = fleet.podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    assert not {fleet.container(host) for host in old} & set(containers)
+    assert not {fleet.container(host) for host in old} & set(fleet.containers())
     # The lb's data frontend accepts the new set, and no longer the old one.
     frontend = lb_sources(fleet, 9876)
     assert all(any(ip_address(fleet.address(h)) in net for net in frontend) for h in new)
