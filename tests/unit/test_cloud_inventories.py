@@ -98,6 +98,7 @@ def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
         assert host.vars["fleet_internal_address"].startswith("10.0.0.")
         assert host.vars["fleet_gce_zone"] == instance["zone"]
         assert host.vars["fleet_instance_name"] == instance["name"]
+        assert host.vars["fleet_region"] == instance["labels"]["region"]
 
 
 def stand_in_inventory(env: str, tmp_path: Path) -> Path:
@@ -111,6 +112,7 @@ def stand_in_inventory(env: str, tmp_path: Path) -> Path:
             "fleet_internal_address": f"10.0.0.{n}",
             "fleet_gce_zone": instance["zone"],
             "fleet_instance_name": instance["name"],  # gcp.yml's compose
+            "fleet_region": instance["labels"]["region"],
         }
         if instance["tier"] == "db":  # gcp.yml's keyed group on the db_role label
             role = hosts["all"]["children"].setdefault(
@@ -221,6 +223,45 @@ def test_every_data_node_writes_to_the_db_primary(env, tmp_path):
     hosts = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["children"]
     (primary,) = hosts["db_primary"]["hosts"]
     assert out.read_text().split() == [hosts["db"]["hosts"][primary]["fleet_internal_address"]]
+
+
+def render_per_host(inventory: Path, group: str, defaults: str, expression: str, tmp_path):
+    """``expression`` rendered on each host of ``group`` with a role's defaults loaded."""
+    out = tmp_path / "rendered"
+    play = {
+        "hosts": group,
+        "gather_facts": False,
+        "tasks": [
+            {"name": "Read the role's defaults",
+             "ansible.builtin.include_vars": str(ROOT / defaults)},
+            {"name": "Record the value", "delegate_to": "localhost", "throttle": 1,
+             "ansible.builtin.lineinfile": {"path": str(out), "create": True, "mode": "0600",
+                                            "line": "{{ inventory_hostname }} " + expression}},
+        ],
+    }  # fmt: skip
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    result = run(str(BIN / "ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return dict(line.split(" ", 1) for line in out.read_text().splitlines())
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_info_reaches_data_through_an_lb_of_its_own_region_spread_over_them(env, tmp_path):
+    inventory = stand_in_inventory(env, tmp_path)
+    state = desired(env)
+    region = {i["name"]: i["labels"]["region"] for i in state["instances"]}
+    lb_of = render_per_host(
+        inventory, "info", "roles/info/defaults/main.yml", "{{ info_data_lb }}", tmp_path
+    )
+    assert set(lb_of) == {i["name"] for i in state["instances"] if i["tier"] == "info"}
+    for info, lb in lb_of.items():
+        assert lb.endswith(tuple(f"-lb{n}" for n in range(1, 10))), lb
+        assert region[lb] == region[info], (info, lb)
+    for r in set(region.values()):
+        infos = [i for i in lb_of if region[i] == r]
+        lbs = {lb for i, lb in lb_of.items() if region[i] == r}
+        assert len(lbs) == min(2, len(infos)), (r, lb_of)  # every region has 2 lb
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
