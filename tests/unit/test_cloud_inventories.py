@@ -251,13 +251,26 @@ def test_info_reaches_data_through_an_lb_of_its_own_region_spread_over_them(env,
     inventory = stand_in_inventory(env, tmp_path)
     state = desired(env)
     region = {i["name"]: i["labels"]["region"] for i in state["instances"]}
-    lb_of = render_per_host(
-        inventory, "info", "roles/info/defaults/main.yml", "{{ info_data_lb }}", tmp_path
-    )
-    assert set(lb_of) == {i["name"] for i in state["instances"] if i["tier"] == "info"}
-    for info, lb in lb_of.items():
+    address = {i["name"]: f"10.0.0.{n}" for n, i in enumerate(state["instances"], start=2)}
+    rendered = render_per_host(
+        inventory, "info", "roles/info/defaults/main.yml",
+        "{{ info_data_lb }} {{ info_data_url }} {{ info_data_fallback_urls | join(',') }}",
+        tmp_path,
+    )  # fmt: skip
+    assert set(rendered) == {i["name"] for i in state["instances"] if i["tier"] == "info"}
+    lb_of = {}
+    for info, line in rendered.items():
+        lb, url, fallbacks = [*line.split(" "), ""][:3]
+        lb_of[info] = lb
         assert lb.endswith(tuple(f"-lb{n}" for n in range(1, 10))), lb
         assert region[lb] == region[info], (info, lb)
+        assert url == f"http://{address[lb]}:9876"
+        # Every other lb of the region, none of another region, as fallbacks.
+        others = {n for n in region if n.endswith(("-lb1", "-lb2", "-lb3"))
+                  and region[n] == region[info] and n != lb}  # fmt: skip
+        assert set(filter(None, fallbacks.split(","))) == {
+            f"http://{address[o]}:9876" for o in others
+        }
     for r in set(region.values()):
         infos = [i for i in lb_of if region[i] == r]
         lbs = {lb for i, lb in lb_of.items() if region[i] == r}

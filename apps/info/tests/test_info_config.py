@@ -4,7 +4,7 @@ import pytest
 
 from fleetops_common.envconfig import ConfigError
 from fleetops_common.server import ServerSettings
-from fleetops_info.config import Config, DataURL, parse_data_url
+from fleetops_info.config import Config, DataURL, parse_data_url, parse_data_urls
 
 SECRET = "x" * 32
 TOKEN = "t" * 16
@@ -39,8 +39,13 @@ def test_every_variable_is_read():
         "DATA_URL": "https://lb.internal:9443/data/",
         "DATA_CONNECT_TIMEOUT": "0.25",
         "DATA_TIMEOUT": "10",
+        "DATA_FALLBACK_URLS": "http://lb2.internal:9876, https://lb3.internal/data,",
     }
     config = Config.from_env(env)
+    assert config.data_fallback_urls == (
+        DataURL("http", "lb2.internal", 9876, ""),
+        DataURL("https", "lb3.internal", 443, "/data"),
+    )
     assert (config.bind_host, config.port, config.threads) == ("0.0.0.0", 8080, 16)  # noqa: S104
     assert config.version == "2.0.1"
     assert config.jwt_ttl_seconds == 60
@@ -119,3 +124,10 @@ def test_data_url_forms(value, expected, text):
     url = parse_data_url("DATA_URL", value)
     assert url == expected
     assert str(url) == (text or str(expected))
+
+
+def test_no_fallback_urls_by_default_and_a_bad_one_is_named():
+    assert Config.from_env(REQUIRED).data_fallback_urls == ()
+    assert parse_data_urls("X", " , ") == ()
+    with pytest.raises(ConfigError, match="DATA_FALLBACK_URLS must start with http"):
+        Config.from_env({**REQUIRED, "DATA_FALLBACK_URLS": "http://lb2:9876,lb3:9876"})

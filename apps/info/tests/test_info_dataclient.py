@@ -9,6 +9,7 @@ from info_testkit import SERVICE_TOKEN, Blackhole, DroppingPeer, ScriptedPeer, f
 
 from fleetops_info.config import parse_data_url
 from fleetops_info.dataclient import (
+    DOWN_HOLD_SECONDS,
     MAX_IDLE_SECONDS,
     DataClient,
     DataUnavailable,
@@ -306,6 +307,77 @@ def test_data_down_is_refused_quickly(caplog):
         client.health()
     assert time.perf_counter() - started < 0.5
     assert "data GET /api/health failed" in caplog.text
+
+
+def test_a_url_that_refuses_connections_is_skipped_for_the_next(fake_data, caplog):
+    down = f"http://127.0.0.1:{free_port()}/via-lb1"
+    client = DataClient(
+        parse_data_url("DATA_URL", down),
+        SERVICE_TOKEN,
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        fallbacks=[parse_data_url("DATA_URL", fake_data.url)],
+    )
+    try:
+        with caplog.at_level(logging.WARNING):
+            # A write too: nothing reached the refusing URL, so nothing can be stored twice.
+            client.add_quote("a", "b")
+        client.random_quote()
+        # Each URL's own path prefix: the refusing one's never leaks into the fallback's.
+        assert fake_data.paths() == ["POST /api/quotes", "GET /api/quotes/random"]
+        assert f"cannot connect to data at {down}: connection refused" in caplog.text
+    finally:
+        client.close()
+
+
+def test_a_url_that_refused_is_tried_last_for_a_while(fake_data, caplog):
+    down = parse_data_url("DATA_URL", f"http://127.0.0.1:{free_port()}")
+    now = [1000.0]
+    client = DataClient(
+        down,
+        SERVICE_TOKEN,
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        fallbacks=[parse_data_url("DATA_URL", fake_data.url)],
+        max_idle=0,  # every call opens a new connection
+        clock=lambda: now[0],
+    )
+
+    def refusals():
+        return caplog.text.count("cannot connect to data at")
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            client.health()
+            assert refusals() == 1
+            now[0] += DOWN_HOLD_SECONDS - 1
+            client.health()  # straight to the fallback
+            assert refusals() == 1
+            now[0] += 2
+            client.health()  # held long enough: the first URL gets its chance again
+            assert refusals() == 2
+        assert fake_data.paths() == ["GET /api/health"] * 3
+    finally:
+        client.close()
+
+
+def test_every_url_refusing_is_data_unavailable_with_each_reason():
+    blackhole = Blackhole()
+    client = DataClient(
+        parse_data_url("DATA_URL", f"http://127.0.0.1:{free_port()}"),
+        SERVICE_TOKEN,
+        connect_timeout=0.2,
+        read_timeout=0.5,
+        fallbacks=[parse_data_url("DATA_URL", blackhole.url)],
+    )
+    try:
+        with pytest.raises(
+            DataUnavailable, match="cannot connect to data: connection refused; timed out"
+        ):
+            client.health()
+    finally:
+        client.close()
+        blackhole.close()
 
 
 def test_slow_answer_times_out_after_the_read_timeout_without_retry(fake_data):

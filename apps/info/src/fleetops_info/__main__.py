@@ -22,6 +22,8 @@ configuration (environment variables):
   JWT_SECRET            HS256 signing key, at least 32 characters (required)
   JWT_TTL_SECONDS       token lifetime, 60..86400 (3600)
   DATA_URL              base URL of the data service (http://127.0.0.1:9876)
+  DATA_FALLBACK_URLS    comma-separated base URLs tried in order when DATA_URL does not
+                        accept a connection (none)
   DATA_API_TOKEN        service token for data, at least 16 characters (required)
   DATA_CONNECT_TIMEOUT  seconds to connect to data (1.0)
   DATA_TIMEOUT          seconds to wait for data's answer (3.0)

@@ -51,6 +51,11 @@ def parse_data_url(name: str, value: str) -> DataURL:
     )
 
 
+def parse_data_urls(name: str, value: str) -> tuple[DataURL, ...]:
+    """A comma-separated list of base URLs (empty entries ignored), each checked."""
+    return tuple(parse_data_url(name, part.strip()) for part in value.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Config:
     bind_host: str
@@ -64,6 +69,8 @@ class Config:
     data_api_token: str = field(repr=False)
     data_connect_timeout: float
     data_timeout: float
+    # Where to go when data_url does not accept a connection (the region's other lbs).
+    data_fallback_urls: tuple[DataURL, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -82,6 +89,9 @@ class Config:
                 env, "DATA_CONNECT_TIMEOUT", 1.0, minimum=0.01, maximum=60.0
             ),
             data_timeout=env_float(env, "DATA_TIMEOUT", 3.0, minimum=0.01, maximum=300.0),
+            data_fallback_urls=parse_data_urls(
+                "DATA_FALLBACK_URLS", env_str(env, "DATA_FALLBACK_URLS", "")
+            ),
         )
 
     def server_settings(self) -> ServerSettings:

@@ -9,6 +9,12 @@ costs no TCP handshake and no lock. Pooled connections go stale in two ways, bot
   are safe to repeat (reads, and ``POST /api/auth``, which changes nothing) are then retried,
   once, on a fresh connection. ``POST /api/quotes`` is never retried: data may have stored
   the quote already, and a retry would store it twice.
+
+A new connection goes to the first URL that accepts one: ``data_url``, then each fallback (the
+region's other lbs). Nothing has been sent when a connect fails, so this is safe for every
+call, writes included; a connection that was accepted is never abandoned for another URL. A
+URL that refused is tried last for ``DOWN_HOLD_SECONDS``, so that while an lb is down the
+threads do not each wait out its connect timeout again.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Retire pooled connections well before data's waitress drops them (channel_timeout 60 s).
 MAX_IDLE_SECONDS = 30.0
+# How long a URL that refused a connection goes to the back of the line.
+DOWN_HOLD_SECONDS = 10.0
 # data's answers are small JSON documents; anything bigger is a fault, not a quote.
 MAX_RESPONSE_BYTES = 256 * 1024
 
@@ -121,17 +129,17 @@ class DataClient:
         *,
         connect_timeout: float,
         read_timeout: float,
+        fallbacks: Sequence[DataURL] = (),
         max_idle: float = MAX_IDLE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = url
+        self._urls = (url, *fallbacks)
+        # URL -> until when (clock) it goes last: it refused a connection.
+        self._down_until: dict[DataURL, float] = {}
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_idle = max_idle
         self._clock = clock
-        self._connection_class = (
-            http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        )
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
@@ -149,6 +157,7 @@ class DataClient:
             config.data_api_token,
             connect_timeout=config.data_connect_timeout,
             read_timeout=config.data_timeout,
+            fallbacks=config.data_fallback_urls,
         )
 
     # -- the calls info makes ------------------------------------------------------------
@@ -233,14 +242,15 @@ class DataClient:
         try:
             status, raw = self._exchange(method, path, body, idempotent=idempotent)
         except DataUnavailable as exc:
-            log.warning("data %s %s failed (%s): %s", method, path, self._url, exc)
+            log.warning("data %s %s failed (%s): %s", method, path, self._where(), exc)
             raise
         except _FAILURES as exc:
             reason = _describe(exc)
             elapsed = time.perf_counter() - started
             log.warning(
-                "data %s %s failed after %.3f s (%s): %s", method, path, elapsed, self._url, reason
-            )
+                "data %s %s failed after %.3f s (%s): %s",
+                method, path, elapsed, self._where(), reason,
+            )  # fmt: skip
             raise DataUnavailable(f"request to data failed: {reason}") from exc
         return status, _json_object(raw)
 
@@ -266,19 +276,43 @@ class DataClient:
             if conn.sock is not None and idle < self._max_idle and not _is_dropped(conn.sock):
                 return conn, True
             self._discard(conn)
-        conn = self._connection_class(self._url.host, self._url.port, timeout=self._connect_timeout)
-        try:
-            conn.connect()
-        except _FAILURES as exc:
-            conn.close()
-            raise DataUnavailable(f"cannot connect to data: {_describe(exc)}") from exc
+        conn, url = self._connect()
         # The connect timeout bounds the handshake only; answers get the (longer) read timeout.
         conn.sock.settimeout(self._read_timeout)
         with self._lock:
             self._open.add(conn)
-        self._local.conn = conn
+        self._local.conn, self._local.url = conn, url
         self._local.last_used = self._clock()
         return conn, False
+
+    def _connect(self) -> tuple[http.client.HTTPConnection, DataURL]:
+        """A new connection to the first URL that accepts one."""
+        reasons = []
+        now = self._clock()
+        with self._lock:
+            down = {url for url, until in self._down_until.items() if until > now}
+        # Stable: the configured order, with the URLs that refused lately at the end.
+        for url in sorted(self._urls, key=lambda u: u in down):
+            https = url.scheme == "https"
+            connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
+            conn = connection_class(url.host, url.port, timeout=self._connect_timeout)
+            try:
+                conn.connect()
+            except _FAILURES as exc:
+                conn.close()
+                reasons.append(_describe(exc))
+                log.warning("cannot connect to data at %s: %s", url, reasons[-1])
+                with self._lock:
+                    self._down_until[url] = self._clock() + DOWN_HOLD_SECONDS
+                continue
+            with self._lock:
+                self._down_until.pop(url, None)
+            return conn, url
+        raise DataUnavailable(f"cannot connect to data: {'; '.join(reasons)}")
+
+    def _where(self) -> DataURL:
+        """The URL this thread's requests go to (the first one before any connection)."""
+        return getattr(self._local, "url", None) or self._urls[0]
 
     def _send(
         self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None
@@ -287,7 +321,7 @@ class DataClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            conn.request(method, self._url.path + path, body=body, headers=headers)
+            conn.request(method, self._where().path + path, body=body, headers=headers)
             response = conn.getresponse()
             raw = response.read(MAX_RESPONSE_BYTES + 1)
             if len(raw) > MAX_RESPONSE_BYTES:
