@@ -1,9 +1,10 @@
 """Rollouts under a steady load on the public entry: every failed request counts.
 
-(a) info rolls v1 -> v2; (b) data rolls with a migration; (c) a bad release stops at the first
-batch and rolls back; (d) the lb reloads; (e) the infrastructure A/B switch replaces the info
-hosts; (f) the deploy lock; (g) the naive rollout, for comparison. The tests run in file order:
-each starts from the fleet the previous one left.
+(a) info rolls v1 -> v2, then site.yml deploys a new release to data and info in batches;
+(b) data rolls with a migration; (c) a bad release stops at the first batch and rolls back;
+(d) the lb reloads; (e) the infrastructure A/B switch replaces the info hosts; (f) the deploy
+lock; (g) the naive rollout, for comparison. The tests run in file order: each starts from the
+fleet the previous one left.
 """
 
 from __future__ import annotations
@@ -188,6 +189,49 @@ def test_a_info_rolls_to_a_new_version_without_a_failed_request(fleet, receiver,
     assert [e["event"] for e in deploy_log(fleet)][-4:] == receiver.kinds()
     assert lock_file(fleet) == ""
     REPORT["rollout seconds per info node"] = round(took / len(fleet.groups["info"]))
+
+
+def one_line_change(apps: Path) -> None:
+    """What a developer does before `ansible-playbook site.yml`: a one-line change to info."""
+    app = apps / "info/src/fleetops_info/__init__.py"
+    app.write_text(app.read_text() + "# a one-line change\n")
+
+
+def test_a_site_yml_deploys_a_new_release_in_batches_without_a_failed_request(
+    fleet, receiver, token
+):
+    v = build(f"{BASE}.r2-site", one_line_change)
+    receiver.events.clear()
+    with user_load(fleet, token, writes=True) as load:
+        time.sleep(2)
+        done = fleet.ansible_playbook("site.yml", "-e", f"fleet_release_version={v}")
+        time.sleep(2)
+    record("(a) site.yml with a new release", load)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert running(fleet, "data") == {h: v for h in fleet.groups["data"]}
+    assert running(fleet, "info") == {h: v for h in fleet.groups["info"]}
+    assert load.result.sent > 200
+    assert load.result.failed == 0, dict(load.result.reasons)
+    # Every app node went through a batch of its own (info: one node at a time, N-1 serving),
+    # data first, each reported; the run opened and closed once.
+    batches = [(e["tier"], e["batch"]) for e in receiver.events if e["event"] == "batch"]
+    assert batches == [("data", h) for h in sorted(fleet.groups["data"])] + [
+        ("info", h) for h in sorted(fleet.groups["info"])
+    ]
+    assert receiver.kinds()[0] == "start"
+    assert receiver.kinds()[-1] == "success"
+    assert lock_file(fleet) == ""
+
+
+def test_a_site_yml_again_changes_and_drains_nothing(fleet, receiver):
+    (version,) = set(running(fleet, "info").values())
+    receiver.events.clear()
+    done = fleet.ansible_playbook("site.yml", "-e", f"fleet_release_version={version}")
+    assert done.returncode == 0, done.stdout[-4000:]
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", done.stdout, re.M)
+    assert {host for host, _ in recap} >= set(fleet.hosts)
+    assert [host for host, changed in recap if changed != "0"] == []
+    assert receiver.kinds() == ["start", "success"]  # no batch: nothing was drained
 
 
 def add_migration(apps: Path) -> None:

@@ -14,6 +14,7 @@ would prove little. Instead:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -228,6 +229,11 @@ def test_every_data_node_writes_to_the_db_primary(env, tmp_path):
 def render_per_host(inventory: Path, group: str, defaults: str, expression: str, tmp_path):
     """``expression`` rendered on each host of ``group`` with a role's defaults loaded."""
     out = tmp_path / "rendered"
+    # The role's own filters, which Ansible finds once the role is loaded: here, next to the
+    # playbook, where ansible-playbook looks as well.
+    role_filters = (ROOT / defaults).parents[1] / "filter_plugins"
+    if role_filters.is_dir():
+        (tmp_path / "filter_plugins").symlink_to(role_filters)
     play = {
         "hosts": group,
         "gather_facts": False,
@@ -244,6 +250,27 @@ def render_per_host(inventory: Path, group: str, defaults: str, expression: str,
     result = run(str(BIN / "ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook))
     assert result.returncode == 0, result.stdout + result.stderr
     return dict(line.split(" ", 1) for line in out.read_text().splitlines())
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_db_host_agrees_with_data_on_the_primary_and_has_its_own_server_id(env, tmp_path):
+    inventory = stand_in_inventory(env, tmp_path)
+    rendered = render_per_host(
+        inventory, "db", "roles/mariadb/defaults/main.yml",
+        "{{ mariadb_primary_host }} {{ mariadb_is_replica }} {{ mariadb_server_id }}", tmp_path,
+    )  # fmt: skip
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["children"]
+    (primary,) = hosts["db_primary"]["hosts"]
+    assert set(rendered) == set(hosts["db"]["hosts"])
+    ids = set()
+    for db, line in rendered.items():
+        primary_host, is_replica, server_id = line.split(" ")
+        assert primary_host == primary
+        assert is_replica == str(db != primary)
+        address = hosts["db"]["hosts"][db]["fleet_internal_address"]
+        assert int(server_id) == int(ipaddress.IPv4Address(address))
+        ids.add(server_id)
+    assert len(ids) == len(rendered)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

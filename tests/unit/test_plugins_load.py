@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ansible_env
+from tests.conftest import ansible_env, load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
@@ -82,3 +84,53 @@ def test_a_failed_run_releases_its_lock_even_when_callbacks_enabled_is_overridde
     assert "boom" in done.stdout
     assert "deploy lock released" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     assert not lock.exists()
+
+
+FILTER_FILES = sorted(
+    [*ROOT.glob("filter_plugins/*.py"), *ROOT.glob("roles/*/filter_plugins/*.py")]
+)
+
+
+def test_filter_plugin_files_and_filter_names_are_unique():
+    # Ansible keeps one filter file per file name and one filter per name, whichever directory
+    # it finds first: a second one would be silently ignored, not reported.
+    assert len({path.name for path in FILTER_FILES}) == len(FILTER_FILES), FILTER_FILES
+    seen: dict[str, Path] = {}
+    for path in FILTER_FILES:
+        for name in load_module(str(path.relative_to(ROOT))).FilterModule().filters():
+            assert name not in seen, (name, path, seen.get(name))
+            seen[name] = path
+    assert {"podman_publish_specs", "region_lbs", "ipv4_server_id"} <= set(seen)
+
+
+@pytest.fixture
+def fleet_name():
+    name = f"unit-{uuid.uuid4().hex[:8]}"
+    yield name
+    shutil.rmtree(ROOT / ".fleet" / name, ignore_errors=True)
+
+
+def test_the_shared_filters_load_through_ansible_cfg_for_the_local_inventory(fleet_name, tmp_path):
+    # inventories/local computes podman's values with filter_plugins/: ansible.cfg must point
+    # there, and the file must load as Ansible loads it (not only as a test imports it).
+    values = (
+        "{{ {'publish': hostvars['lb1'].fleet_container_publish,"
+        " 'db1': hostvars['db1'].fleet_container_volumes | podman_volume_specs,"
+        " 'data1': hostvars['data1'].fleet_container_volumes | podman_volume_specs,"
+        " 'labelled': [{'Name': 'x', 'Labels': {'fleetops.fleet': fleet_name}}]"
+        "             | podman_labelled_volumes(fleet_name)} | to_json }}"
+    )
+    out = tmp_path / "values.json"
+    args = {"content": values, "dest": str(out), "mode": "0600"}
+    done = ansible(
+        "ansible", "localhost", "-i", "inventories/local",
+        "-m", "ansible.builtin.copy", "-a", json.dumps(args),
+        FLEET_NAME=fleet_name, FLEET_PORT_BASE="15400",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(out.read_text()) == {
+        "publish": ["127.0.0.1:17601:22", "127.0.0.1:15480:80", "127.0.0.1:15843:443"],
+        "db1": [f"{fleet_name}-db1-data:/var/lib/mysql"],
+        "data1": [],
+        "labelled": ["x"],
+    }

@@ -135,3 +135,9 @@ def test_every_check_costs_exactly_one_full_scrypt(scrypt_calls, check):
     # usernames exist and which still carry a weak legacy hash.
     check()
     assert scrypt_calls == [16384]
+
+
+def test_only_non_scrypt_schemes_need_a_rehash():
+    assert passwords.needs_rehash("sha512")
+    assert passwords.needs_rehash("md5")  # a scheme retired later must not linger either
+    assert not passwords.needs_rehash("scrypt")

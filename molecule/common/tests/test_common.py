@@ -2,8 +2,6 @@
 
 import os
 
-import pytest
-
 testinfra_hosts = [f"podman://{os.environ.get('FLEET_NAME') or 'fleetops'}-mol-common"]
 
 
@@ -25,12 +23,3 @@ def test_journal_is_persistent_and_bounded(host):
     host.run("journalctl --flush")
     assert host.file("/var/log/journal").is_directory
     assert host.run("find /var/log/journal -name '*.journal' | grep -q .").rc == 0
-
-
-@pytest.mark.parametrize("name", ["info", "data"])
-def test_service_users_cannot_log_in(host, name):
-    user = host.user(name)
-    assert user.exists
-    assert user.shell == "/usr/sbin/nologin"
-    assert user.uid < 1000  # system user
-    assert host.check_output(f"getent shadow {name} | cut -d: -f2") in ("!", "!*", "*")

@@ -38,7 +38,7 @@ def test_the_replica_follows_the_primary_by_gtid(host, primary):
     assert sql(host, "SELECT @@server_id") != sql(primary, "SELECT @@server_id")
 
 
-def test_what_the_primary_writes_reaches_the_replica(host, primary):
+def write_on_the_primary_and_wait_for_the_replica(host, primary):
     text = f"replicated {secrets.token_hex(6)}"
     sql(primary, "CREATE TABLE IF NOT EXISTS fleetops.repl (v VARCHAR(40))")
     sql(primary, f"INSERT INTO fleetops.repl VALUES ('{text}')")
@@ -46,6 +46,10 @@ def test_what_the_primary_writes_reaches_the_replica(host, primary):
     while sql(host, f"SELECT COUNT(*) FROM fleetops.repl WHERE v = '{text}'") != "1":
         assert time.monotonic() < deadline, replica_status(host)
         time.sleep(0.5)
+
+
+def test_what_the_primary_writes_reaches_the_replica(host, primary):
+    write_on_the_primary_and_wait_for_the_replica(host, primary)
 
 
 def test_the_replica_has_the_database_and_app_users_from_the_primary(host, primary):
@@ -58,10 +62,15 @@ def test_the_replica_is_read_only_and_logs_only_the_primarys_transactions(host, 
     assert sql(host, "SELECT @@read_only") == "1"
     assert sql(host, "SELECT @@gtid_strict_mode") == "1"
     # Every GTID the replica ever logged came from the primary's server id: no errant
-    # transaction of its own that would break the stream or a later promotion.
+    # transaction of its own that would break the stream or a later promotion. A replicated
+    # write is in its binary log (log_slave_updates), so an empty position would prove nothing:
+    # it would mean the replica logs nothing at all.
+    write_on_the_primary_and_wait_for_the_replica(host, primary)
     primary_id = sql(primary, "SELECT @@server_id")
-    for gtid in filter(None, sql(host, "SELECT @@gtid_binlog_pos").split(",")):
-        assert gtid.split("-")[1] == primary_id, gtid
+    gtids = [g for g in sql(host, "SELECT @@gtid_binlog_pos").split(",") if g.strip()]
+    assert gtids, "the replica's binary log holds no GTID"
+    for gtid in gtids:
+        assert gtid.strip().split("-")[1] == primary_id, gtid
 
 
 def test_the_app_user_cannot_write_on_the_replica(host):

@@ -48,3 +48,11 @@ def test_release_files_belong_to_root_not_the_service(host):
     assert venv.user == "root"
     denied = host.run("runuser -u info -- touch /opt/info/releases/release-c/venv/x")
     assert denied.rc != 0
+
+
+def test_the_role_creates_its_service_user_without_a_login(host):
+    user = host.user("info")
+    assert user.exists
+    assert user.shell == "/usr/sbin/nologin"
+    assert user.uid < 1000  # system user
+    assert host.check_output("getent shadow info | cut -d: -f2") in ("!", "!*", "*")

@@ -3,7 +3,8 @@
 Two schemes are stored side by side:
 
 - ``sha512``: the capstone's legacy scheme, hex SHA-512 of ``password + salt``. Only the seed
-  users of local/dev carry it, so their documented passwords keep working.
+  users of local/dev are created with it, so their documented passwords keep working; each is
+  re-hashed with scrypt on its first successful login (see :func:`needs_rehash`).
 - ``scrypt``: every other user. The stored string describes itself
   (``scrypt$<n>$<r>$<p>$<salt_b64>$<hash_b64>``) so the cost can be raised later without
   invalidating existing hashes.
@@ -109,6 +110,14 @@ def verify(stored_hash: str, salt: str | None, scheme: str, password: str) -> bo
     if scheme != LEGACY or salt is None:
         return False
     return hmac.compare_digest(legacy_hash(password, salt).encode(), stored_hash.lower().encode())
+
+
+def needs_rehash(scheme: str) -> bool:
+    """Whether a hash stored under ``scheme`` should be replaced, once its password is known
+    to be right, by a new :func:`hash_password` hash."""
+    # Anything but scrypt: only the legacy scheme can verify today, but a scheme added later
+    # and then retired must not be kept alive by forgetting to list it here.
+    return scheme != SCRYPT
 
 
 def verify_unknown(password: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Iterator
 from typing import Any, TypedDict
@@ -12,7 +13,9 @@ from pymysql.connections import Connection
 
 from fleetops_data import passwords, validation
 from fleetops_data.config import Config
-from fleetops_data.db import Connect, Pool, connector
+from fleetops_data.db import Connect, DatabaseUnavailable, Pool, connector, describe
+
+log = logging.getLogger("fleetops-data")
 
 
 class Quote(TypedDict):
@@ -74,7 +77,40 @@ class Store:
         name, stored_hash, salt, scheme, role = row
         if not passwords.verify(stored_hash, salt, scheme, password):
             return None
+        if passwords.needs_rehash(scheme):
+            # Only a right password gets here: a failed login never touches the row, and the
+            # extra scrypt of the new hash tells a guesser nothing (timing differs only once
+            # the password is known).
+            self._rehash(name, stored_hash, password)
         return name, role
+
+    def _rehash(self, username: str, old_hash: str, password: str) -> None:
+        """Replace ``old_hash`` with a scrypt hash of ``password``, if it is still stored.
+
+        Best effort: the credentials were right, so a failure to write only postpones the
+        upgrade to the next login and must not turn this one into an error.
+        """
+        # A separate autocommit statement, not one transaction with the SELECT: holding the
+        # row lock through two scrypt computations would serialize that user's logins, and
+        # the WHERE clause gives the same guarantee. It matches only while the row still
+        # holds the hash just verified, so a password changed (or already upgraded by a
+        # concurrent login) in between is never overwritten. BINARY: the column's collation
+        # ignores case, the comparison must not.
+        new_hash = passwords.hash_password(password)
+        try:
+            with self._cursor() as cur:
+                upgraded = cur.execute(
+                    "UPDATE users SET password_hash = %s, salt = NULL, scheme = %s"
+                    " WHERE username = %s AND password_hash = BINARY %s",
+                    (new_hash, passwords.SCRYPT, username, old_hash),
+                )
+        except (DatabaseUnavailable, pymysql.MySQLError) as exc:
+            log.warning(
+                "could not upgrade the password hash of user %r: %s", username, describe(exc)
+            )
+            return
+        if upgraded:
+            log.info("upgraded the password hash of user %r to %s", username, passwords.SCRYPT)
 
     def add_user(self, username: str, password: str, role: str) -> None:
         """Store a new user with a modern (scrypt) password hash.

@@ -1,0 +1,99 @@
+"""How a deploy batches a tier, from HAProxy's view of it: pure functions, unit-tested.
+
+Every path that changes what an app node runs goes through the same batch (drain, switch, gate,
+enable). Which nodes need a drain, in which order they go, and how big the batches may be
+follows from the state at the start of the run: a node that serves nobody, or whose service
+this run does not restart, needs no drain; going first, all together, it costs the tier no
+capacity and no time. Only the nodes that serve and will restart go in the tier's batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# HAProxy's rows for the proxy itself, not for one of its servers.
+_PROXY_ROWS = {"FRONTEND", "BACKEND"}
+
+
+def haproxy_servers(stat: str | None, backend: str) -> list[dict[str, str]]:
+    """The servers of ``backend`` in the CSV of HAProxy's ``show stat`` (empty when none)."""
+    lines = [line for line in (stat or "").splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("# "):
+        return []
+    header = lines[0][2:].split(",")
+    rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:]]
+    return [
+        row for row in rows if row.get("pxname") == backend and row.get("svname") not in _PROXY_ROWS
+    ]
+
+
+def is_serving(server: Mapping[str, str]) -> bool:
+    """UP, including UP while going down (``UP 1/3``): the server takes requests now."""
+    return server.get("status", "").startswith("UP")
+
+
+def backend_ready(servers: list[dict[str, str]], expected: list[str]) -> bool:
+    """The backend has exactly ``expected`` as servers, each UP after a passed health check.
+
+    A server new to the config counts as UP before its first check ran, so a check result
+    (L4/L6/L7 OK) is required as well.
+    """
+    names = sorted(server.get("svname", "") for server in servers)
+    return names == sorted(expected) and all(
+        is_serving(server) and server.get("check_status", "")[:2] in ("L4", "L6", "L7")
+        and server.get("check_status", "").endswith("OK")
+        for server in servers
+    )  # fmt: skip
+
+
+def _restarts(state: Mapping[str, Any] | None, rollback: bool) -> bool:
+    """Whether the run restarts a node's service, from its python_service_state.
+
+    Unknown (no state read) counts as a restart: the safe side is a drain.
+    """
+    if not state:
+        return True
+    if rollback:
+        return bool(state.get("previous"))
+    return bool(state.get("pending", True))
+
+
+def batch_plan(
+    stat: str | None,
+    tiers: Mapping[str, list[str]],
+    serial: Mapping[str, Any],
+    states: Mapping[str, Mapping[str, Any] | None],
+    rollback: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Per tier: the order its hosts go in, the play's ``serial``, and who drains.
+
+    ``states`` maps a host to its python_service_state (running, previous, pending). The
+    hosts that need no drain (not serving, or not restarted by this run) form the first batch,
+    all together; the hosts that serve and restart follow in batches of the tier's configured
+    size (``serial``, default 1). ``serial`` comes back as a list, the form Ansible's play
+    keyword takes for batches of different sizes.
+    """
+    plan: dict[str, dict[str, Any]] = {}
+    for tier, hosts in tiers.items():
+        up = {s["svname"] for s in haproxy_servers(stat, tier) if is_serving(s)}
+        drain = sorted(h for h in hosts if h in up and _restarts(states.get(h), rollback))
+        quiet = sorted(h for h in hosts if h not in drain)
+        size = serial.get(tier, 1)
+        plan[tier] = {
+            "order": quiet + drain,
+            "serial": ([len(quiet)] if quiet else []) + ([size] if drain else []) or [1],
+            "drain": drain,
+        }
+    return plan
+
+
+class FilterModule:
+    """Ansible entry point."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "haproxy_servers": haproxy_servers,
+            "backend_ready": backend_ready,
+            "batch_plan": batch_plan,
+        }

@@ -1,0 +1,125 @@
+"""The local fleet's podman values and its labelled objects (filter_plugins/podman_fleet.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, load_module
+
+pf = load_module("filter_plugins/podman_fleet.py")
+HOSTS = yaml.safe_load((ROOT / "inventories/local/hosts.yml").read_text())["all"]["children"]
+LB1 = HOSTS["lb"]["hosts"]["lb1"]
+DB1 = HOSTS["db"]["hosts"]["db1"]
+
+
+def test_lb1_publishes_ssh_http_and_https_on_the_loopback_from_the_fleets_base():
+    specs = pf.podman_publish_specs(2201 + 8000, LB1["fleet_published_ports"], 8000)
+    assert specs == ["127.0.0.1:10201:22", "127.0.0.1:8080:80", "127.0.0.1:8443:443"]
+
+
+def test_another_base_moves_every_host_port_and_no_container_port():
+    specs = pf.podman_publish_specs("17601", LB1["fleet_published_ports"], "15400")
+    assert specs == ["127.0.0.1:17601:22", "127.0.0.1:15480:80", "127.0.0.1:15843:443"]
+
+
+@pytest.mark.parametrize("published", [None, []])
+def test_a_host_without_published_ports_publishes_only_ssh(published):
+    assert pf.podman_publish_specs(10204, published, 8000) == ["127.0.0.1:10204:22"]
+
+
+def test_every_port_is_published_on_the_loopback_only():
+    ports = [{"offset": n, "port": 1000 + n} for n in range(1, 20)]
+    for spec in pf.podman_publish_specs(10201, ports, 8000):
+        assert spec.startswith("127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("ssh_port", "ports", "base"),
+    [
+        (65536, [], 8000),
+        (10201, [{"offset": 443, "port": 443}], 65200),
+        (10201, [{"offset": -9000, "port": 80}], 8000),
+    ],
+)
+def test_a_host_port_outside_tcps_range_is_refused_before_podman_sees_it(ssh_port, ports, base):
+    with pytest.raises(pf.PodmanFleetError, match="outside 1-65535"):
+        pf.podman_publish_specs(ssh_port, ports, base)
+
+
+def test_db1s_data_volume_carries_the_fleets_container_name():
+    volumes = pf.podman_named_volumes("ci-db1", DB1["fleet_volumes"])
+    assert volumes == [{"name": "ci-db1-data", "path": "/var/lib/mysql"}]
+    assert pf.podman_volume_specs(volumes) == ["ci-db1-data:/var/lib/mysql"]
+
+
+def test_two_fleets_never_share_a_volume():
+    mine = pf.podman_named_volumes("fleetops-db1", DB1["fleet_volumes"])
+    theirs = pf.podman_named_volumes("fleetops-test-db1", DB1["fleet_volumes"])
+    assert {v["name"] for v in mine}.isdisjoint(v["name"] for v in theirs)
+
+
+@pytest.mark.parametrize("volumes", [None, []])
+def test_a_host_without_volumes_mounts_nothing(volumes):
+    # Empty, so that provision_local.yml's default(omit, true) leaves podman's volume unset.
+    assert pf.podman_named_volumes("ci-info1", volumes) == []
+    assert pf.podman_volume_specs(volumes) == []
+
+
+def test_several_volumes_keep_their_order():
+    volumes = pf.podman_named_volumes(
+        "ci-db1", [{"name": "data", "path": "/var/lib/mysql"}, {"name": "logs", "path": "/var/log"}]
+    )
+    assert pf.podman_volume_specs(volumes) == ["ci-db1-data:/var/lib/mysql", "ci-db1-logs:/var/log"]
+
+
+# Shaped like containers.podman's podman_container_info / podman_volume_info results.
+CONTAINERS = [
+    {"Name": "ci-lb1", "Config": {"Labels": {"fleetops.fleet": "ci", "fleetops.host": "lb1"}}},
+    {"Name": "ci-info3", "Config": {"Labels": {"fleetops.fleet": "ci"}}},  # not in the inventory
+    {"Name": "ci-test-lb1", "Config": {"Labels": {"fleetops.fleet": "ci-test"}}},
+    {"Name": "ci-tool", "Config": {"Labels": {"fleetops.host": "ci"}}},
+    {"Name": "ci-nolabels", "Config": {"Labels": None}},
+    {"Name": "ci-noconfig", "Config": None},
+    {"Name": "ci-bare"},
+]
+VOLUMES = [
+    {"Name": "ci-db1-data", "Labels": {"fleetops.fleet": "ci"}},
+    {"Name": "ci-test-db1-data", "Labels": {"fleetops.fleet": "ci-test"}},
+    {"Name": "ci-scratch", "Labels": {}},
+    {"Name": "ci-null", "Labels": None},
+    {"Name": "ci-bare"},
+]
+
+
+def test_only_the_containers_labelled_with_this_fleet_are_its_own():
+    assert pf.podman_labelled_containers(CONTAINERS, "ci") == ["ci-lb1", "ci-info3"]
+    assert pf.podman_labelled_containers(CONTAINERS, "ci-test") == ["ci-test-lb1"]
+    assert pf.podman_labelled_containers(CONTAINERS, "other") == []
+
+
+def test_only_the_volumes_labelled_with_this_fleet_are_its_own():
+    assert pf.podman_labelled_volumes(VOLUMES, "ci") == ["ci-db1-data"]
+    assert pf.podman_labelled_volumes(VOLUMES, "ci-test") == ["ci-test-db1-data"]
+
+
+@pytest.mark.parametrize("objects", [None, []])
+def test_nothing_listed_is_nothing_labelled(objects):
+    assert pf.podman_labelled_containers(objects, "ci") == []
+    assert pf.podman_labelled_volumes(objects, "ci") == []
+
+
+def test_a_containers_labels_are_not_a_volumes_and_vice_versa():
+    # The two listings keep labels in different places: each filter reads its own.
+    assert pf.podman_labelled_volumes(CONTAINERS, "ci") == []
+    assert pf.podman_labelled_containers(VOLUMES, "ci") == []
+
+
+def test_the_ansible_filters():
+    assert set(pf.FilterModule().filters()) == {
+        "podman_publish_specs",
+        "podman_named_volumes",
+        "podman_volume_specs",
+        "podman_labelled_containers",
+        "podman_labelled_volumes",
+    }

@@ -1,0 +1,127 @@
+"""How a deploy batches a tier from HAProxy's view of it (filter_plugins/rollout.py)."""
+
+from __future__ import annotations
+
+from tests.conftest import load_module
+
+rollout = load_module("filter_plugins/rollout.py")
+
+HEADER = "# pxname,svname,qcur,scur,status,check_status,"
+
+
+def stat(*rows: tuple[str, str, str, str]) -> str:
+    """A ``show stat`` answer: one line per (backend, server, status, check_status)."""
+    lines = [HEADER]
+    for backend, server, status, check in rows:
+        lines.append(f"{backend},{server},0,0,{status},{check},")
+    return "\n".join(lines) + "\n"
+
+
+LIVE = stat(
+    ("info", "FRONTEND", "OPEN", ""),
+    ("info", "info1", "UP", "L7OK"),
+    ("info", "info2", "UP", "L7OK"),
+    ("info", "BACKEND", "UP", ""),
+    ("data", "data1", "UP", "L7OK"),
+    ("data", "data2", "UP 1/3", "L7OK"),
+)
+TIERS = {"info": ["info2", "info1", "info3"], "data": ["data1", "data2"]}
+
+
+def test_servers_of_a_backend_only_and_never_the_proxy_rows():
+    servers = rollout.haproxy_servers(LIVE, "info")
+    assert [s["svname"] for s in servers] == ["info1", "info2"]
+    assert servers[0]["status"] == "UP"
+    assert servers[0]["check_status"] == "L7OK"
+
+
+def test_no_haproxy_yet_means_no_servers():
+    # socat's error, an empty answer, or nothing at all: a fresh environment.
+    for answer in ("", None, "2025/01/01 socat[1] E connect(): No such file or directory"):
+        assert rollout.haproxy_servers(answer, "info") == []
+
+
+PENDING = {"pending": True, "running": "v1", "previous": "v0"}
+SAME = {"pending": False, "running": "v2", "previous": "v1"}
+FIRST = {"pending": True, "running": "", "previous": ""}
+
+
+def test_serving_nodes_that_restart_drain_in_the_configured_batches_after_the_rest():
+    states = {"info1": PENDING, "info2": PENDING, "info3": FIRST, "data1": SAME, "data2": PENDING}
+    plan = rollout.batch_plan(LIVE, TIERS, {"info": 1, "data": "50%"}, states)
+    # info3 is not in service: it goes first, undrained, before a serving node leaves.
+    assert plan["info"] == {
+        "order": ["info3", "info1", "info2"],
+        "serial": [1, 1],
+        "drain": ["info1", "info2"],
+    }
+    # data1 does not restart; data2 is UP while going down, which still serves: a drain.
+    assert plan["data"] == {"order": ["data1", "data2"], "serial": [1, "50%"], "drain": ["data2"]}
+
+
+def test_a_tier_without_configured_batches_drains_one_node_at_a_time():
+    states = dict.fromkeys(["info1", "info2"], PENDING)
+    plan = rollout.batch_plan(LIVE, {"info": ["info1", "info2"]}, {}, states)
+    assert plan["info"]["serial"] == [1]
+
+
+def test_a_run_that_restarts_nothing_goes_in_one_batch_and_drains_nothing():
+    states = dict.fromkeys(TIERS["info"] + TIERS["data"], SAME)
+    plan = rollout.batch_plan(LIVE, TIERS, {"info": 1, "data": 1}, states)
+    assert plan["info"] == {"order": ["info1", "info2", "info3"], "serial": [3], "drain": []}
+    assert plan["data"]["drain"] == []
+
+
+def test_a_fresh_environment_converges_each_tier_at_once():
+    states = dict.fromkeys(TIERS["info"] + TIERS["data"], FIRST)
+    plan = rollout.batch_plan("", TIERS, {"info": 1, "data": 1}, states)
+    assert plan["info"] == {"order": ["info1", "info2", "info3"], "serial": [3], "drain": []}
+    assert plan["data"]["serial"] == [2]
+
+
+def test_a_tier_with_every_node_down_has_nothing_to_drain():
+    down = stat(("info", "info1", "DOWN", "L4CON"), ("info", "info2", "MAINT", ""))
+    states = dict.fromkeys(["info1", "info2"], PENDING)
+    plan = rollout.batch_plan(down, {"info": ["info1", "info2"]}, {"info": 1}, states)
+    assert plan["info"]["serial"] == [2]
+    assert plan["info"]["drain"] == []
+
+
+def test_a_node_whose_state_is_unknown_is_drained_to_be_safe():
+    plan = rollout.batch_plan(LIVE, {"info": ["info1", "info2"]}, {"info": 1}, {"info1": SAME})
+    assert plan["info"]["drain"] == ["info2"]
+
+
+def test_a_rollback_drains_every_serving_node_that_has_a_release_to_return_to():
+    states = {"info1": SAME, "info2": {"pending": False, "running": "v1", "previous": ""}}
+    plan = rollout.batch_plan(LIVE, {"info": ["info1", "info2"]}, {"info": 1}, states, True)
+    assert plan["info"] == {"order": ["info2", "info1"], "serial": [1, 1], "drain": ["info1"]}
+
+
+def test_an_empty_tier_plans_nothing():
+    assert rollout.batch_plan(LIVE, {"info": []}, {}, {})["info"] == {
+        "order": [],
+        "serial": [1],
+        "drain": [],
+    }
+
+
+def test_backend_ready_needs_exactly_the_servers_each_up_after_a_passed_check():
+    up = rollout.haproxy_servers(LIVE, "info")
+    assert rollout.backend_ready(up, ["info2", "info1"])
+    assert not rollout.backend_ready(up, ["info1"])  # one more than expected
+    assert not rollout.backend_ready(up, ["info1", "info2", "info3"])  # one missing
+    fresh = rollout.haproxy_servers(stat(("info", "info1", "UP", "INI")), "info")
+    assert not rollout.backend_ready(fresh, ["info1"])  # UP before its first check ran
+    failed = rollout.haproxy_servers(stat(("info", "info1", "UP", "L7STS")), "info")
+    assert not rollout.backend_ready(failed, ["info1"])
+    down = rollout.haproxy_servers(stat(("info", "info1", "DOWN", "L4OK")), "info")
+    assert not rollout.backend_ready(down, ["info1"])
+
+
+def test_the_filters_are_registered():
+    assert set(rollout.FilterModule().filters()) == {
+        "haproxy_servers",
+        "backend_ready",
+        "batch_plan",
+    }
