@@ -38,7 +38,8 @@ $(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(APPS))
 
 venv: $(STAMP) ## the project venv (.venv): Ansible, Molecule, linters, the apps in editable mode
 
-deps: host-deps venv ## everything `make up` and `make test` need
+deps: host-deps venv ## everything `make up` and `make test` need; checks requirements.yml's collection pins
+	@$(PY) tools/check_collections.py requirements.yml
 
 image: host-deps ## the Debian 12 systemd image of the fleet's hosts (debootstrap; cached)
 	@scripts/build-image.sh

@@ -88,6 +88,22 @@ def batch_plan(
     return plan
 
 
+def gate_failures(hosts: list[str], hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Why each of ``hosts`` did not pass its gate; empty when every one did.
+
+    A host passes by recording ``ab_gate_passed``; one that failed records ``ab_gate_failure``
+    (the reason); one that recorded neither never got there (unreachable, or the run stopped
+    before its gate), which is a failure too: silence never counts as a pass.
+    """
+    failures = []
+    for host in hosts:
+        facts = hostvars.get(host) or {}
+        if facts.get("ab_gate_passed"):
+            continue
+        failures.append(facts.get("ab_gate_failure") or f"{host} never reached its gate")
+    return failures
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -96,4 +112,5 @@ class FilterModule:
             "haproxy_servers": haproxy_servers,
             "backend_ready": backend_ready,
             "batch_plan": batch_plan,
+            "gate_failures": gate_failures,
         }

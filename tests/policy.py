@@ -1,4 +1,4 @@
-"""ARCHITECTURE.md's firewall table, written out by hand for the tests.
+"""The firewall table of docs/architecture.md, written out by hand for the tests.
 
 Kept independent of the role's data (roles/hardening/defaults/main.yml) on purpose: if someone
 edits the role's policy, the tests still hold it to the architecture.
@@ -14,8 +14,8 @@ POLICY: dict[tuple[str, int], frozenset[str]] = {
     ("lb", 8404): frozenset({"monitoring"}),
     ("info", 5555): frozenset({"lb", "monitoring"}),
     ("data", 9876): frozenset({"lb", "monitoring"}),
-    # db -> db is not in ARCHITECTURE.md's table: the cloud environments' cross-region replica
-    # replicates from the primary (roles/gce_infra/README.md, multi-region design).
+    # db -> db: the cloud environments' cross-region replica replicates from the primary
+    # (roles/gce_infra/README.md, multi-region design).
     ("db", 3306): frozenset({"data", "db"}),
     ("monitoring", 9090): frozenset({"controller"}),
     ("monitoring", 9093): frozenset({"controller"}),

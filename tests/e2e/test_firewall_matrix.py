@@ -1,4 +1,4 @@
-"""Every cell of ARCHITECTURE.md's firewall table, probed from inside each host.
+"""Every cell of the firewall table (docs/architecture.md), probed from inside each host.
 
 For each source (every host, and the controller) and each destination host and policy port:
 an allowed pair must connect (``open`` where a service listens, ``refused`` where none does

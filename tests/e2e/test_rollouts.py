@@ -359,6 +359,10 @@ def test_e_a_new_set_that_fails_its_gate_is_abandoned(fleet, receiver, token):
     assert haproxy_backend(fleet, "info") == {host: "UP" for host in before}
     info_containers = [c for c in fleet.containers() if c.startswith(f"{fleet.name}-info")]
     assert sorted(info_containers) == sorted(map(fleet.container, before))
+    # The lb's data frontend admits the set in service again, and nobody else: the firewall was
+    # opened to the new set for its gate and closed when it was abandoned, in the same run.
+    admitted = {str(a) for net in lb_sources(fleet, 9876) for a in net}
+    assert admitted == {fleet.address(host) for host in before}
     assert load.result.failed == 0, dict(load.result.reasons)
     assert receiver.kinds() == ["start", "failure"]
     assert "Smoke" in receiver.events[1]["detail"]

@@ -1,4 +1,4 @@
-"""The firewall filter turns ARCHITECTURE.md's policy into exactly its cells, per host."""
+"""The firewall filter turns the policy into exactly docs/architecture.md's cells, per host."""
 
 from __future__ import annotations
 

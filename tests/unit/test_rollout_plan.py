@@ -119,9 +119,24 @@ def test_backend_ready_needs_exactly_the_servers_each_up_after_a_passed_check():
     assert not rollout.backend_ready(down, ["info1"])
 
 
+def test_a_new_set_passes_only_when_every_node_recorded_a_pass():
+    hostvars = {
+        "info3": {"ab_gate_passed": True},
+        "info4": {"ab_gate_failure": "info4 failed its converge or gate at Smoke: 500"},
+        "info5": {},
+    }
+    assert rollout.gate_failures(["info3"], hostvars) == []
+    assert rollout.gate_failures(["info3", "info4", "info5", "info6"], hostvars) == [
+        "info4 failed its converge or gate at Smoke: 500",
+        "info5 never reached its gate",
+        "info6 never reached its gate",
+    ]
+
+
 def test_the_filters_are_registered():
     assert set(rollout.FilterModule().filters()) == {
         "haproxy_servers",
         "backend_ready",
         "batch_plan",
+        "gate_failures",
     }

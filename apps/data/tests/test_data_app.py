@@ -1,4 +1,4 @@
-"""Every route and error case of the data API, through the WSGI app (API.md, "data")."""
+"""Every route and error case of the data API, through the WSGI app (docs/api.md, "data")."""
 
 import json
 

@@ -5,7 +5,7 @@ import pytest
 
 from fleetops_data import passwords
 
-# The capstone's users (API.md): username, password, salt.
+# The capstone's users (docs/api.md): username, password, salt.
 SEED_USERS = [
     ("admin", "secret", "F^S%QljSfV"),
     ("bob", "thisIsNotAPasswordBob", "F^S%QljSfV"),

@@ -1,7 +1,7 @@
 """Test doubles and helpers for info's tests (a uniquely named module, unlike conftest).
 
 ``FakeData`` is a test double of a remote HTTP peer: a bottle app that speaks data's contract
-(design/API.md) from memory, served by waitress on a loopback port exactly like the real
+(docs/api.md) from memory, served by waitress on a loopback port exactly like the real
 service, so info's client is exercised over real sockets, keep-alive and timeouts included.
 The real data service is wired to info in the cross-app end-to-end tests.
 """

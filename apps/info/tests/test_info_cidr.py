@@ -45,7 +45,7 @@ def test_capstone_examples():
 @pytest.mark.parametrize(
     "value",
     [
-        # API.md's list
+        # docs/api.md's list
         "0", "33", "-1", "a", "24.5", "0x10", "",
         # signs, spaces, leading zeros, other spellings int() would accept
         "+24", " 24", "24 ", "2 4", "24\n", "\t24", "024", "00", "01", "1_0", "1e1",
@@ -62,7 +62,7 @@ def test_invalid_prefixes(value):
 @pytest.mark.parametrize(
     "value",
     [
-        # API.md's list
+        # docs/api.md's list
         "0.0.0.0", "0.0.0.256", "128.128.128.128", "255.0.255.0", "160.0.0.0", "1",  # noqa: S104
         "192.168.1.2.3", "255.255.0.255", "255.255.255", "-1.0.0.0",
         # leading zeros, whitespace, other separators and notations

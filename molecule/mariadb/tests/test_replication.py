@@ -83,3 +83,34 @@ def test_the_app_user_cannot_write_on_the_replica(host):
     denied = client.run(f"{mysql} \"INSERT INTO repl VALUES ('x')\"")
     assert denied.rc != 0
     assert "read-only" in denied.stderr
+
+
+def test_a_restore_on_the_primary_reaches_the_replica(host, primary):
+    # fleetops-db-restore swaps the tables in on the primary; the replica replays the load and
+    # the swap from the binary log (restore.yml never loads a replica itself).
+    kept, lost = f"kept {secrets.token_hex(6)}", f"lost {secrets.token_hex(6)}"
+    sql(primary, "CREATE TABLE IF NOT EXISTS fleetops.repl (v VARCHAR(40))")
+    sql(primary, f"INSERT INTO fleetops.repl VALUES ('{kept}')")
+    primary.check_output("/usr/local/sbin/fleetops-db-backup")
+    sql(primary, f"INSERT INTO fleetops.repl VALUES ('{lost}')")
+    primary.check_output("/usr/local/sbin/fleetops-db-restore /var/backups/fleetops/latest.sql.gz")
+    count = "SELECT COUNT(*) FROM fleetops.repl WHERE v = '{}'"
+    assert (sql(primary, count.format(kept)), sql(primary, count.format(lost))) == ("1", "0")
+    deadline = time.monotonic() + 30
+    while (sql(host, count.format(kept)), sql(host, count.format(lost))) != ("1", "0"):
+        assert time.monotonic() < deadline, replica_status(host)
+        time.sleep(0.5)
+    # What the restore replaced is kept aside on both, until the next restore.
+    assert sql(host, f"SELECT COUNT(*) FROM fleetops_before_restore.repl WHERE v = '{lost}'") == "1"
+    status = replica_status(host)
+    assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes"), status
+
+
+def test_a_dump_of_another_database_is_refused_and_changes_nothing(primary):
+    tables = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'fleetops'"
+    before = sql(primary, tables)
+    primary.check_output("mariadb-dump --databases mysql | gzip > /tmp/other.sql.gz")
+    refused = primary.run("/usr/local/sbin/fleetops-db-restore /tmp/other.sql.gz")
+    assert refused.rc == 2
+    assert "another database" in refused.stderr
+    assert sql(primary, tables) == before

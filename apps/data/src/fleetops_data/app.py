@@ -1,4 +1,4 @@
-"""The data service's HTTP API (see API.md, section "data"): a thin route table.
+"""The data service's HTTP API (docs/api.md, section "data"): a thin route table.
 
 Every route except ``/api/health`` and ``/metrics`` requires the service token that only
 info holds; a database outage turns into 503 on every route that needs the database.

@@ -1,7 +1,7 @@
 """Seed data for local and dev only: the capstone's four users and a few hundred quotes.
 
 Staging and prod are never seeded (their users are created with ``add-user``): these
-passwords are published in API.md. Seeding is idempotent, so the data role can run it on
+passwords are published in docs/api.md. Seeding is idempotent, so the data role can run it on
 every deploy of a dev environment.
 """
 
