@@ -7,6 +7,9 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +32,17 @@ def load_module(relative_path: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def inventory_vars(env: str) -> dict[str, Any]:
+    """An environment's group_vars/all as Ansible layers it: its files in name order (the
+    shared 00-fleet.yml and, in the cloud, 10-cloud.yml, then its own main.yml), untemplated."""
+    merged: dict[str, Any] = {}
+    for path in sorted((ROOT / "inventories" / env / "group_vars" / "all").glob("*.yml")):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
+
+
+FLEET_POLICY = yaml.safe_load((ROOT / "inventories/shared/fleet.yml").read_text())[
+    "hardening_firewall_policy"
+]

@@ -1,7 +1,7 @@
 """The firewall table of docs/architecture.md, written out by hand for the tests.
 
-Kept independent of the role's data (roles/hardening/defaults/main.yml) on purpose: if someone
-edits the role's policy, the tests still hold it to the architecture.
+Kept independent of the fleet's data (inventories/shared/fleet.yml) on purpose: if someone
+edits the fleet's policy, the tests still hold it to the architecture.
 """
 
 from __future__ import annotations

@@ -28,19 +28,17 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader, inventory_loader
 from ansible.template import Templar
 
-from tests.conftest import ROOT, load_module
+from tests.conftest import FLEET_POLICY, ROOT, inventory_vars, load_module
 
 gce = load_module("roles/gce_infra/filter_plugins/gce_state.py")
 ENVIRONMENTS = ("dev", "staging", "prod")
 SITE_GROUPS = {"lb", "info", "data", "db", "monitoring"}
 BIN = ROOT / ".venv/bin"
-POLICY = yaml.safe_load((ROOT / "roles/hardening/defaults/main.yml").read_text())[
-    "hardening_firewall_policy"
-]
+POLICY = FLEET_POLICY
 
 
 def desired(env: str) -> dict:
-    gv = yaml.safe_load((ROOT / f"inventories/{env}/group_vars/all/main.yml").read_text())
+    gv = inventory_vars(env)
     return gce.gce_desired_state(
         {
             "project": gv["gce_infra_project"],

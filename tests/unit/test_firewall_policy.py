@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, load_module
+from tests.conftest import FLEET_POLICY, load_module
 from tests.policy import POLICY as EXPECTED
 
 fw = load_module("roles/hardening/filter_plugins/firewall.py")
-ROLE_POLICY = yaml.safe_load((ROOT / "roles/hardening/defaults/main.yml").read_text())[
-    "hardening_firewall_policy"
-]
+ROLE_POLICY = FLEET_POLICY
 GROUPS = {
     "all": ["lb1", "info1", "info2", "data1", "data2", "db1", "mon1"],
     "lb": ["lb1"],

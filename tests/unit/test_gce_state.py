@@ -6,22 +6,19 @@ import copy
 import ipaddress
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, load_module
+from tests.conftest import FLEET_POLICY, inventory_vars, load_module
 from tests.policy import POLICY as EXPECTED
 
 gce = load_module("roles/gce_infra/filter_plugins/gce_state.py")
-ROLE_POLICY = yaml.safe_load((ROOT / "roles/hardening/defaults/main.yml").read_text())[
-    "hardening_firewall_policy"
-]
+ROLE_POLICY = FLEET_POLICY
 TIERS = ("lb", "info", "data", "db", "monitoring")
 ENVIRONMENTS = ("dev", "staging", "prod")
 IAP = "35.235.240.0/20"
 
 
 def group_vars(env: str) -> dict:
-    return yaml.safe_load((ROOT / f"inventories/{env}/group_vars/all/main.yml").read_text())
+    return inventory_vars(env)
 
 
 def config_of(env: str, **overrides) -> dict:

@@ -9,9 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import ansible_env
+from tests.conftest import ansible_env, inventory_vars
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,20 +78,12 @@ def test_an_unknown_set_is_refused(fleet_name):
 CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_ssh_common_args", "fleet_ssh_proxy")
 
 
-@pytest.mark.parametrize(
-    "group_vars",
-    [
-        "inventories/local/group_vars/all.yml",
-        "inventories/dev/group_vars/all/main.yml",
-        "inventories/staging/group_vars/all/main.yml",
-        "inventories/prod/group_vars/all/main.yml",
-    ],
-)
-def test_connection_options_follow_delegation(group_vars):
+@pytest.mark.parametrize("env", ["local", "dev", "staging", "prod"])
+def test_connection_options_follow_delegation(env):
     # In a task delegated to lb1, the magic inventory_hostname (and what is built from it) still
     # names the delegating host, while host variables are lb1's: a HostKeyAlias or an IAP
     # tunnel built from it would reach or check the wrong host.
-    data = yaml.safe_load((ROOT / group_vars).read_text())
+    data = inventory_vars(env)
     for name in CONNECTION_VARS:
         value = str(data.get(name, ""))
         assert "inventory_hostname" not in value, (name, value)
