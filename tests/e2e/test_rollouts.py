@@ -234,6 +234,31 @@ def test_a_site_yml_again_changes_and_drains_nothing(fleet, receiver):
     assert receiver.kinds() == ["start", "success"]  # no batch: nothing was drained
 
 
+def test_a_rollback_returns_info_and_forward_again_without_a_failed_request(fleet, receiver, token):
+    now = running(fleet, "info")
+    previous = {
+        host: Path(fleet.sh(host, "readlink /opt/info/previous").stdout.strip()).name
+        for host in fleet.groups["info"]
+    }
+    assert set(previous.values()) != set(now.values())
+    receiver.events.clear()
+    with user_load(fleet, token, writes=True) as load:
+        time.sleep(2)
+        back = fleet.ansible_playbook("playbooks/rollback.yml", "-e", "tier=info")
+        backed = running(fleet, "info")
+        forward = fleet.ansible_playbook("playbooks/rollback.yml", "-e", "tier=info")
+        time.sleep(2)
+    record("(a) rollback.yml info, and again (forward)", load)
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert forward.returncode == 0, forward.stdout[-4000:]
+    assert backed == previous
+    assert running(fleet, "info") == now
+    assert load.result.failed == 0, dict(load.result.reasons)
+    # Each run drained the serving nodes one batch at a time, and said so.
+    batches = [e["batch"] for e in receiver.events if e["event"] == "batch"]
+    assert batches == sorted(fleet.groups["info"]) * 2
+
+
 def add_migration(apps: Path) -> None:
     (apps / "data/src/fleetops_data/migrations/0003_quote_source.sql").write_text(
         "-- Expand only: a nullable column the running release does not know about.\n"
@@ -395,7 +420,9 @@ def test_e_the_infra_ab_switch_drops_nothing(fleet, receiver, token):
     assert not any(ip_address(a) in net for net in frontend for a in old_addresses)
     assert load.result.sent > 200
     assert load.result.failed == 0, dict(load.result.reasons)
-    assert receiver.kinds() == ["start", "success"]
+    # The new set went through the rollout batch (one, both nodes: none was in service).
+    assert receiver.kinds() == ["start", "batch", "success"]
+    assert sorted(receiver.events[1]["batch"].split(",")) == sorted(new)
     assert lock_file(fleet) == ""
 
 
