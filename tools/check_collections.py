@@ -3,8 +3,10 @@
 The collections come bundled with the ``ansible`` package pinned in requirements-dev.txt, and
 Galaxy cannot be reached from the machines that build and test fleetops, so ``make deps``
 checks instead of installing. The installed versions are the ones ``ansible-galaxy collection
-list`` reports, in Ansible's search order: a copy in ~/.ansible/collections (or any
-ANSIBLE_COLLECTIONS_PATH) shadows the venv's, so that copy is the one compared.
+list`` reports, taken in Ansible's search order (the configured collections paths first, then
+the Python path; the listing itself is sorted by path, not by precedence): a copy in
+~/.ansible/collections (or any ANSIBLE_COLLECTIONS_PATH) shadows the venv's, so that copy is the
+one compared.
 """
 
 from __future__ import annotations
@@ -69,14 +71,40 @@ def parse_requirements(text: str) -> dict[str, str]:
     return wanted
 
 
-def parse_collection_list(output: str) -> dict[str, Installed]:
-    """The first (winning) copy of each collection in ``ansible-galaxy collection list
-    --format json`` output, whose paths come in Ansible's search order."""
+def parse_collection_list(output: str, configured: list[str]) -> dict[str, Installed]:
+    """The winning copy of each collection in ``ansible-galaxy collection list --format json``
+    output: from the first of the ``configured`` collections paths that has one, else from the
+    first other (Python path) directory listed."""
+
+    def rank(item: tuple[int, str]) -> tuple[int, int]:
+        listed, path = item
+        root = str(Path(path).parent) if Path(path).name == "ansible_collections" else path
+        roots = [str(Path(c).expanduser()) for c in configured]
+        return (roots.index(root), 0) if root in roots else (len(roots), listed)
+
     found: dict[str, Installed] = {}
-    for path, collections in json.loads(output or "{}").items():
-        for name, info in collections.items():
+    listing = json.loads(output or "{}")
+    for _, path in sorted(enumerate(listing), key=rank):
+        for name, info in listing[path].items():
             found.setdefault(name, Installed(str(info.get("version")), path))
     return found
+
+
+def configured_paths(galaxy: str, project_dir: Path) -> list[str]:
+    """Ansible's COLLECTIONS_PATHS as configured for ``project_dir`` (env, ansible.cfg, default)."""
+    config = str(Path(galaxy).with_name("ansible-config"))
+    dump = subprocess.run(  # noqa: S603 (argv of our own, no shell)
+        [config, "dump", "--format", "json"],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if dump.returncode != 0:
+        raise RequirementsError(f"{config} dump failed ({dump.returncode}): {dump.stderr.strip()}")
+    entries = [e for e in json.loads(dump.stdout) if e.get("name") == "COLLECTIONS_PATHS"]
+    return [str(p) for p in (entries[0].get("value") or [])] if entries else []
 
 
 def default_galaxy() -> str:
@@ -104,7 +132,7 @@ def installed_collections(galaxy: str, project_dir: Path) -> dict[str, Installed
         raise RequirementsError(
             f"{galaxy} collection list failed ({listing.returncode}): {listing.stderr.strip()}"
         )
-    return parse_collection_list(listing.stdout)
+    return parse_collection_list(listing.stdout, configured_paths(galaxy, project_dir))
 
 
 def problems(wanted: Mapping[str, str], installed: Mapping[str, Installed]) -> list[str]:

@@ -119,14 +119,34 @@ def test_an_explicit_equals_pin_is_exact():
     assert check.parse_requirements(text) == {"a.b": "1.2.3"}
 
 
-def test_the_first_copy_in_search_order_is_the_one_compared():
-    listing = json.dumps({"/home/ansible_collections": {"a.b": {"version": "2.0.0"}},
-                          "/venv/ansible_collections": {"a.b": {"version": "1.0.0"}}})  # fmt: skip
-    found = check.parse_collection_list(listing)
+def test_a_configured_path_wins_whatever_the_listing_order():
+    # ansible-galaxy sorts its listing by path; Ansible loads from the configured collections
+    # paths first, then the Python path (where the venv's bundled collections are).
+    listing = json.dumps(
+        {
+            "/a/venv/ansible_collections": {"a.b": {"version": "1.0.0"}},
+            "/z/home/ansible_collections": {"a.b": {"version": "2.0.0"}},
+        }
+    )
+    found = check.parse_collection_list(listing, ["/z/home"])
     assert check.problems({"a.b": "1.0.0"}, found) == [
-        "a.b: wanted 1.0.0, found 2.0.0 (/home/ansible_collections)"
+        "a.b: wanted 1.0.0, found 2.0.0 (/z/home/ansible_collections)"
     ]
     assert check.problems({"a.b": "2.0.0"}, found) == []
+
+
+def test_configured_paths_in_their_own_order_then_the_rest_as_listed():
+    listing = json.dumps(
+        {
+            "/p1/ansible_collections": {"a.b": {"version": "1"}},
+            "/p2/ansible_collections": {"a.b": {"version": "2"}, "c.d": {"version": "4"}},
+            "/p3/ansible_collections": {"a.b": {"version": "3"}, "c.d": {"version": "5"}},
+        }
+    )
+    found = check.parse_collection_list(listing, ["/p3", "/nowhere"])
+    assert (found["a.b"].version, found["c.d"].version) == ("3", "5")
+    found = check.parse_collection_list(listing, [])
+    assert (found["a.b"].version, found["c.d"].version) == ("1", "4")
 
 
 def repository_files(root: Path) -> list[Path]:
