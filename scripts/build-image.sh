@@ -167,6 +167,34 @@ UseDNS no
 EOF
 install -d -m 0700 "$rootfs/root/.ssh"
 
+# A platform block at the top of sshd_config, as Google's guest agent prepends one for OS Login:
+# sshd asks a command for the keys the platform holds for a user. Here a root-owned directory of
+# per-user key files stands in for OS Login's metadata server, so the local fleet and Molecule
+# prove that hardening keeps what a platform needs (roles/hardening, hardening_ssh_platform_blocks).
+install -d -m 0755 "$rootfs/usr/lib/fleetops-platform" "$rootfs/var/lib/fleetops-platform/ssh-keys"
+cat >"$rootfs/usr/lib/fleetops-platform/authorized-keys" <<'EOF'
+#!/bin/sh
+# sshd's AuthorizedKeysCommand (as nobody): print the keys the platform holds for user $1.
+case $1 in
+  "" | .* | */*) exit 0 ;;
+esac
+if [ -f "/var/lib/fleetops-platform/ssh-keys/$1" ]; then
+  cat "/var/lib/fleetops-platform/ssh-keys/$1"
+fi
+EOF
+chmod 0755 "$rootfs/usr/lib/fleetops-platform/authorized-keys"
+{
+  printf '%s\n' \
+    '#### fleetops platform keys. Do not edit this section. ####' \
+    'AuthorizedKeysCommand /usr/lib/fleetops-platform/authorized-keys %u' \
+    'AuthorizedKeysCommandUser nobody' \
+    '#### End fleetops platform keys section. ####'
+  cat "$rootfs/etc/ssh/sshd_config"
+} >"$rootfs/etc/ssh/sshd_config.platform"
+# Rewritten in place: the file keeps its owner and mode, as when the agent edits it.
+cat "$rootfs/etc/ssh/sshd_config.platform" >"$rootfs/etc/ssh/sshd_config"
+rm "$rootfs/etc/ssh/sshd_config.platform"
+
 # Mask units that make no sense in a container, and those that would reach
 # past it: a privileged container sees the host's devices, kernel modules and
 # binfmt_misc, so udev, modules-load and binfmt stay off. The apt timers are
