@@ -33,6 +33,8 @@ def config_of(env: str, **overrides) -> dict:
         "iap_ssh": True,
         "firewall_policy": ROLE_POLICY,
         "db_disk_size_gb": gv["gce_infra_db_disk_size_gb"],
+        # fleet_backup_bucket's value (inventories/shared/cloud.yml), rendered.
+        "backup_bucket": f"{gv['gce_infra_project']}-{gv['fleet_environment']}-db-backups",
     }
     return {**config, **overrides}
 
@@ -151,7 +153,15 @@ def test_service_accounts_are_per_tier_and_write_only(state):
     for instance in state["instances"]:
         (sa,) = instance["service_accounts"]
         assert sa["email"] == accounts[instance["tier"]]["name"]
-        assert all(s.endswith((".write",)) for s in sa["scopes"])
+        writes = [s for s in sa["scopes"] if s.endswith(".write")]
+        assert writes == [
+            "https://www.googleapis.com/auth/logging.write",
+            "https://www.googleapis.com/auth/monitoring.write",
+        ]
+        # Only db copies its dumps to Cloud Storage; nobody gets a wider scope than that.
+        storage = [s for s in sa["scopes"] if s not in writes]
+        want = ["https://www.googleapis.com/auth/devstorage.read_write"]
+        assert storage == (want if instance["tier"] == "db" else [])
 
 
 def test_missing_bindings_are_only_the_absent_ones(state):
@@ -304,6 +314,12 @@ SECOND = region("us-central1", "us-central1-a", "10.1.16.0/20")
         ({"environment": "local"}, "cloud environment"),
         ({"project": ""}, "not a GCP project id"),
         ({"machine_types": {"lb": "e2-small"}}, "machine_types lacks"),
+        ({"backup_bucket": ""}, "not a valid Cloud Storage bucket name"),
+        ({"backup_bucket": "Fleet-Backups"}, "not a valid Cloud Storage bucket name"),
+        ({"backup_bucket": "google-db-backups"}, "not a valid Cloud Storage bucket name"),
+        ({"backup_bucket": "x" * 64}, "not a valid Cloud Storage bucket name"),
+        ({"backup_retention_days": 0}, "backup_retention_days must be"),
+        ({"snapshot_retention_days": "14"}, "snapshot_retention_days must be"),
     ],
 )  # fmt: skip
 def test_bad_inputs_are_refused_with_a_reason(overrides, message):
@@ -323,7 +339,142 @@ def test_region_short_names_are_derived_and_can_be_set():
     assert [s["name"] for s in state["subnets"]] == ["prod-ew1", "prod-ew2"]
 
 
+# --- backups off the db host -------------------------------------------------------------
+
+
+def test_backup_bucket_is_versioned_private_and_in_the_primary_region(state):
+    bucket = state["backup_bucket"]
+    env, project = state["environment"], state["project"]
+    assert bucket["name"] == f"{project}-{env}-db-backups"
+    primary = next(r for r in group_vars(env)["gce_infra_regions"] if r.get("primary"))
+    assert bucket["location"] == primary["name"].upper()
+    assert (bucket["versioning"], bucket["uniform_bucket_level_access"]) == (True, True)
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["labels"] == {"env": env, "data": "true"}
+    assert bucket["lifecycle_rules"] == [
+        {"action": {"type": "Delete"}, "condition": {"age_days": 30}},
+        {
+            "action": {"type": "Delete"},
+            "condition": {"days_since_noncurrent_time": 30, "is_live": False},
+        },
+    ]
+
+
+def test_only_the_db_account_may_add_backups_and_nothing_more(state):
+    (writer,) = state["backup_bucket"]["writers"]
+    db = next(a for a in state["service_accounts"] if a["tier"] == "db")
+    assert writer == {"name": db["name"], "roles": ["roles/storage.objectCreator"]}
+    member = f"serviceAccount:{db['name']}"
+    assert gce.gce_missing_bindings({}, [writer]) == [
+        {"role": "roles/storage.objectCreator", "member": member}
+    ]
+    granted = {"bindings": [{"role": "roles/storage.objectCreator", "members": [member]}]}
+    assert gce.gce_missing_bindings(granted, [writer]) == []
+
+
+def test_every_data_disk_has_its_regions_daily_snapshot_schedule(state):
+    policies = {p["self_link"]: p for p in state["snapshot_policies"]}
+    db_regions = [i["region"] for i in state["instances"] if i["tier"] == "db"]
+    assert [p["region"] for p in state["snapshot_policies"]] == db_regions
+    for disk in state["disks"]:
+        policy = policies[disk["snapshot_policy"]]
+        assert disk["zone"].startswith(policy["region"] + "-")
+        assert policy["name"] == disk["name"].rsplit("-", 2)[0] + "-db-snapshots"
+        assert policy["retention_days"] == 14
+        assert policy["on_source_disk_delete"] == "KEEP_AUTO_SNAPSHOTS"
+        assert (policy["labels"]["env"], policy["labels"]["data"]) == (state["environment"], "true")
+        # The API wants the start on the hour; after the hosts' nightly dump (03:15).
+        assert policy["start_time"] == "04:00"
+
+
+def test_retention_days_can_be_set():
+    state = gce.gce_desired_state(
+        config_of("dev", backup_retention_days=90, snapshot_retention_days=7)
+    )
+    rules = state["backup_bucket"]["lifecycle_rules"]
+    assert [r["condition"] for r in rules] == [
+        {"age_days": 90},
+        {"days_since_noncurrent_time": 90, "is_live": False},
+    ]
+    assert {p["retention_days"] for p in state["snapshot_policies"]} == {7}
+
+
+# --- what exists: the Cloud NAT lookup, the disks' schedules ---------------------------------
+
+ROUTER = {"name": "prod-ew1-router", "nat": "prod-ew1-nat", "region": "europe-west1"}
+GCLOUD = "ERROR: (gcloud.compute.routers.nats.describe) "
+
+
+def nat_result(rc, stderr="", router=ROUTER):
+    return {"rc": rc, "stderr": stderr, "item": router}
+
+
+@pytest.mark.parametrize(
+    ("rc", "stderr", "outcome"),
+    [
+        (0, "", "ok"),
+        (1, GCLOUD + "NAT `prod-ew1-nat` not found", "not_found"),
+        (1, GCLOUD + "Could not fetch resource:\n - The resource 'projects/fleetops-prod/regions/"
+            "europe-west1/routers/prod-ew1-router' was not found", "not_found"),
+        # Another NAT's absence says nothing about this one.
+        (1, GCLOUD + "NAT `prod-uc1-nat` not found", "error"),
+        # A wrong project is a 404 too, but of the project: creating would fail or go astray.
+        (1, GCLOUD + "Could not fetch resource:\n - The resource 'projects/fleetops-prd' was not"
+            " found", "error"),
+        (1, GCLOUD + "Could not fetch resource:\n - Required 'compute.routers.get' permission for"
+            " 'projects/fleetops-prod/regions/europe-west1/routers/prod-ew1-router'", "error"),
+        (1, GCLOUD + "There was a problem refreshing your current auth tokens: invalid_grant",
+         "error"),
+        (1, GCLOUD + "You do not currently have an active account selected.", "error"),
+        (1, GCLOUD + "Could not fetch resource:\n - Quota exceeded for quota metric 'Read"
+            " requests'", "error"),
+        (2, "[Errno 2] No such file or directory: b'gcloud'", "error"),
+    ],
+)  # fmt: skip
+def test_nat_lookup_tells_not_found_from_every_other_error(rc, stderr, outcome):
+    assert gce.gce_nat_outcome(nat_result(rc, stderr)) == outcome
+
+
+def test_only_not_found_nats_are_created_and_any_other_error_stops_the_run():
+    second = {"name": "prod-uc1-router", "nat": "prod-uc1-nat", "region": "us-central1"}
+    results = [
+        nat_result(0, "", ROUTER),
+        nat_result(1, GCLOUD + "NAT `prod-uc1-nat` not found", second),
+    ]
+    assert gce.gce_nats_to_create(results) == [second]
+    assert gce.gce_nats_to_create(results[:1]) == []
+    denied = GCLOUD + "Required 'compute.routers.get' permission"
+    with pytest.raises(gce.GceStateError, match=r"prod-uc1-nat.*compute\.routers\.get"):
+        gce.gce_nats_to_create([results[0], nat_result(1, denied, second)])
+    # Skipped lookups (teardown, plan only): the loop is evaluated before the condition.
+    skipped = [{"skipped": True, "item": ROUTER}, {"skipped": True, "item": second}]
+    assert gce.gce_nats_to_create(skipped) == []
+
+
+def test_a_schedule_is_attached_only_to_disks_that_lack_it():
+    state = gce.gce_desired_state(config_of("prod"))
+    ew1, uc1 = state["disks"]
+    beta = ew1["snapshot_policy"].replace("/compute/v1/", "/compute/beta/")
+    found = [
+        {"name": ew1["name"], "resourcePolicies": [beta]},  # same policy, another API version
+        {"name": uc1["name"]},  # exists, never had a schedule
+    ]
+    lookups = [{"item": ew1, "resources": found[:1]}, {"item": uc1, "resources": found[1:]}]
+    assert gce.gce_disks_without_snapshots(state["disks"], lookups) == [uc1]
+    # Not found: created by this run, so it has none yet.
+    lookups[1]["resources"] = []
+    assert gce.gce_disks_without_snapshots(state["disks"], lookups) == [uc1]
+    found[0]["resourcePolicies"] = [uc1["snapshot_policy"]]
+    assert gce.gce_disks_without_snapshots(state["disks"], lookups) == [ew1, uc1]
+    # Skipped lookups (teardown, plan only) found nothing, and are no error.
+    skipped = [{"skipped": True, "item": ew1}, {"skipped": True, "item": uc1}]
+    assert gce.gce_disks_without_snapshots(state["disks"], skipped) == [ew1, uc1]
+
+
 def test_ansible_sees_the_filters():
     filters = gce.FilterModule().filters()
     assert filters["gce_desired_state"] is gce.gce_desired_state
     assert filters["gce_missing_bindings"] is gce.gce_missing_bindings
+    assert filters["gce_nat_outcome"] is gce.gce_nat_outcome
+    assert filters["gce_nats_to_create"] is gce.gce_nats_to_create
+    assert filters["gce_disks_without_snapshots"] is gce.gce_disks_without_snapshots

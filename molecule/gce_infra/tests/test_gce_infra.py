@@ -156,6 +156,25 @@ def test_the_global_load_balancer_spans_both_regions(desired):
     ]
 
 
+def test_backups_leave_the_db_host(desired):
+    bucket = desired["backup_bucket"]
+    assert (bucket["name"], bucket["location"]) == (
+        "fleetops-molecule-mol-db-backups",
+        "EUROPE-WEST1",
+    )
+    assert (bucket["versioning"], bucket["public_access_prevention"]) == (True, "enforced")
+    assert bucket["writers"] == [
+        {
+            "name": f"mol-db@{PROJECT}.iam.gserviceaccount.com",
+            "roles": ["roles/storage.objectCreator"],
+        }
+    ]
+    policies = {p["self_link"]: p["region"] for p in desired["snapshot_policies"]}
+    assert sorted(policies.values()) == ["europe-west1", "us-central1"]
+    for disk in desired["disks"]:
+        assert disk["zone"].startswith(policies[disk["snapshot_policy"]] + "-")
+
+
 def test_no_google_cloud_module_ran(task_log):
     google = [e for e in task_log if e["action"].startswith("google.cloud.")]
     # The module tasks were reached and skipped, not left out: the seam is where it claims.

@@ -34,6 +34,17 @@ SERVICE_ACCOUNT_SCOPES = (
     "https://www.googleapis.com/auth/logging.write",
     "https://www.googleapis.com/auth/monitoring.write",
 )
+# The db hosts also copy each dump to the backup bucket; the bucket's IAM binding
+# (objectCreator) then limits them to adding objects: they can neither read, overwrite nor
+# delete a backup.
+BACKUP_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
+BACKUP_WRITER_ROLE = "roles/storage.objectCreator"
+# Cloud Storage bucket names: 3-63 characters, lowercase, digits, "-", "_", "." (dotted names
+# need domain verification, so none here), starting and ending with a letter or digit.
+BUCKET_RE = re.compile(r"^[a-z0-9][-_a-z0-9]{1,61}[a-z0-9]$")
+# When the daily snapshot of a db data disk starts (UTC, on the hour as the API requires):
+# after the nightly dump (mariadb_backup_on_calendar, 03:15 on the hosts' clock).
+SNAPSHOT_START_TIME = "04:00"
 COMPUTE = "https://www.googleapis.com/compute/v1/projects"
 # GCE resource names: lowercase, start with a letter, at most 63 characters.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -165,6 +176,11 @@ def _controller_ranges(config: Mapping[str, Any]) -> list[str]:
 def instance_name(environment: str, region_short: str, tier: str, number: int) -> str:
     """``prod-ew1-info2``: environment, region, tier and a 1-based number, never reused."""
     return _check_name("instance", f"{environment}-{region_short}-{tier}{number}")
+
+
+def snapshot_policy_name(environment: str, region_short: str) -> str:
+    """``prod-ew1-db-snapshots``: one schedule per region (a policy serves its region's disks)."""
+    return _check_name("resource policy", f"{environment}-{region_short}-db-snapshots")
 
 
 def _links(project: str) -> dict[str, str]:
@@ -327,6 +343,11 @@ def _instances_and_disks(
                             "type": config.get("db_disk_type", "pd-balanced"),
                             "labels": {**labels, "data": "true"},
                             "self_link": f"{zone_link}/disks/{data_disk}",
+                            # The region's daily snapshot schedule (_backups), attached once.
+                            "snapshot_policy": (
+                                f"{region_link}/resourcePolicies/"
+                                f"{snapshot_policy_name(environment, region['short'])}"
+                            ),
                             # Provisioning creates it only when absent and never passes it to a
                             # module that could resize or replace it; deprovisioning keeps it
                             # unless told explicitly (destroy_data).
@@ -348,7 +369,13 @@ def _instances_and_disks(
                         "network_interfaces": [{"subnetwork": {"selfLink": subnet_link}}],
                         "external_ip": False,
                         "service_accounts": [
-                            {"email": accounts[tier], "scopes": list(SERVICE_ACCOUNT_SCOPES)}
+                            {
+                                "email": accounts[tier],
+                                "scopes": [
+                                    *SERVICE_ACCOUNT_SCOPES,
+                                    *([BACKUP_SCOPE] if tier == "db" else []),
+                                ],
+                            }
                         ],
                         "disks": _instance_disks(config, name, data_disk, zone_link),
                         "data_disk": data_disk,
@@ -464,13 +491,88 @@ def _load_balancer(
     }
 
 
+def _positive_days(config: Mapping[str, Any], key: str, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GceStateError(f"{key} must be a whole number of days >= 1, got {value!r}")
+    return value
+
+
+def _backups(
+    config: Mapping[str, Any],
+    environment: str,
+    regions: list[dict[str, Any]],
+    accounts: dict[str, str],
+) -> dict[str, Any]:
+    """Where backups go besides the db host: a bucket for the dumps, snapshots of the disks.
+
+    The bucket keeps every version of every dump: an overwritten or deleted backup stays as a
+    noncurrent version, and lifecycle rules, not people, remove what is older than the
+    retention. (A locked retention policy would forbid versioning on the same bucket; GCS
+    offers one or the other.) It lives in the primary region, beside the primary db.
+    """
+    bucket = config.get("backup_bucket") or ""
+    if not BUCKET_RE.match(bucket) or "google" in bucket or bucket.startswith("goog"):
+        raise GceStateError(
+            f"backup bucket name {bucket!r} is not a valid Cloud Storage bucket name"
+            " (3-63 of a-z 0-9 - _, no 'goog' prefix, no 'google')"
+        )
+    retention = _positive_days(config, "backup_retention_days", 30)
+    snapshot_days = _positive_days(config, "snapshot_retention_days", 14)
+    primary = next(r for r in regions if r["primary"])
+    labels = {"env": environment, "data": "true"}
+    project = config["project"]
+    policies = [
+        {
+            "name": snapshot_policy_name(environment, r["short"]),
+            "region": r["name"],
+            "start_time": SNAPSHOT_START_TIME,
+            "retention_days": snapshot_days,
+            # Snapshots outlive their disk: a deleted disk's history is still there to restore.
+            "on_source_disk_delete": "KEEP_AUTO_SNAPSHOTS",
+            "labels": {**labels, "role": "db"},
+            "self_link": f"{_links(project)['regions']}/{r['name']}/resourcePolicies/"
+            f"{snapshot_policy_name(environment, r['short'])}",
+        }
+        for r in regions
+        if r["counts"]["db"]
+    ]
+    return {
+        "backup_bucket": {
+            "name": bucket,
+            # The API reports locations in upper case; the module compares them as given.
+            "location": primary["name"].upper(),
+            "storage_class": "STANDARD",
+            "versioning": True,
+            "uniform_bucket_level_access": True,
+            "public_access_prevention": "enforced",
+            "retention_days": retention,
+            "lifecycle_rules": [
+                # A dump older than the retention becomes noncurrent...
+                {"action": {"type": "Delete"}, "condition": {"age_days": retention}},
+                # ...and a noncurrent version (aged out, overwritten or deleted) goes after as long
+                # again, so a mistaken deletion can be undone for that long.
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {"days_since_noncurrent_time": retention, "is_live": False},
+                },
+            ],
+            "labels": labels,
+            # Only the db hosts write to it, and only new objects.
+            "writers": [{"name": accounts["db"], "roles": [BACKUP_WRITER_ROLE]}],
+        },
+        "snapshot_policies": policies,
+    }
+
+
 def gce_desired_state(config: Mapping[str, Any]) -> dict[str, Any]:
     """Everything one environment creates, as lists of module-shaped dicts.
 
     ``config`` keys: ``project``, ``environment``, ``regions`` (name, zone, subnet_cidr,
     counts per tier, optional primary/short), ``machine_types`` per tier, ``admin_cidrs``,
-    ``iap_ssh``, ``firewall_policy`` (``hardening_firewall_policy``'s format) and optional
-    disk, image, health check and redirect settings (see defaults/main.yml).
+    ``iap_ssh``, ``firewall_policy`` (``hardening_firewall_policy``'s format),
+    ``backup_bucket`` and optional disk, image, health check, redirect and retention settings
+    (see defaults/main.yml).
     """
     project = config.get("project") or ""
     if not re.match(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", project):
@@ -521,6 +623,7 @@ def gce_desired_state(config: Mapping[str, Any]) -> dict[str, Any]:
             {"name": f"{environment}-web-ip", "scope": "global", "address_type": "EXTERNAL"}
         ],
         **_load_balancer(environment, project, regions, instances, config),
+        **_backups(config, environment, regions, {a["tier"]: a["name"] for a in accounts}),
     }
 
 
@@ -542,6 +645,96 @@ def gce_missing_bindings(
     ]
 
 
+# --- what exists (lookups' results) -------------------------------------------------------
+
+# gcloud's own message when the router exists but has no NAT of that name
+# (`nats describe`/`nats delete`), and the API's 404 when the router itself does not exist.
+_NAT_NOT_FOUND = "NAT `{nat}` not found"
+_ROUTER_NOT_FOUND = r"The resource '[^']*/routers/{router}' was not found"
+
+
+def gcloud_nat_outcome(rc: int, stderr: str, nat: str, router: str) -> str:
+    """``ok``, ``not_found`` or ``error`` for one `gcloud compute routers nats` call.
+
+    Only a NAT (or its router) that does not exist is ``not_found``. Everything else, such as
+    expired credentials, a missing permission, a wrong project (also a 404, of the project),
+    quota, is ``error``: taking those for "missing" would create a NAT that may exist, or
+    report a deletion that did not happen.
+    """
+    if rc == 0:
+        return "ok"
+    if nat and _NAT_NOT_FOUND.format(nat=nat) in stderr:
+        return "not_found"
+    if router and re.search(_ROUTER_NOT_FOUND.format(router=re.escape(router)), stderr):
+        return "not_found"
+    return "error"
+
+
+def gce_nat_outcome(result: Mapping[str, Any]) -> str:
+    """:func:`gcloud_nat_outcome` of a registered loop item over ``gce_infra_desired.routers``."""
+    router = result.get("item") or {}
+    return gcloud_nat_outcome(
+        int(result.get("rc", -1)),
+        str(result.get("stderr") or result.get("msg") or ""),
+        str(router.get("nat", "")),
+        str(router.get("name", "")),
+    )
+
+
+def gce_nats_to_create(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The routers whose NAT the lookup found missing; any other failure stops the run.
+
+    A skipped lookup (another state, plan only) found nothing missing: Ansible evaluates a
+    task's loop before its condition, so this runs even when the creating task is skipped.
+    """
+    missing = []
+    for result in results:
+        if result.get("skipped"):
+            continue
+        outcome = gce_nat_outcome(result)
+        if outcome == "error":
+            raise GceStateError(
+                f"could not tell whether Cloud NAT {result.get('item', {}).get('nat')!r} exists:"
+                f" {(result.get('stderr') or result.get('msg') or '').strip()}"
+            )
+        if outcome == "not_found":
+            missing.append(dict(result["item"]))
+    return missing
+
+
+def _resource_path(link: str) -> str:
+    """``.../projects/p/regions/r/resourcePolicies/n`` -> ``projects/p/regions/r/...``: the API
+    may answer with ``compute/v1`` or ``compute/beta`` URLs for the same resource."""
+    return link[link.index("projects/") :] if "projects/" in link else link
+
+
+def gce_disks_without_snapshots(
+    disks: Sequence[Mapping[str, Any]], lookups: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The desired data disks that lack their snapshot schedule.
+
+    ``lookups`` are the disk lookup's registered results, one per disk, each with the
+    API-shaped disks it found (``resources``, with ``resourcePolicies`` URLs); a disk not found
+    was created by this run, with no schedule yet. Skipped lookups (another state, plan only)
+    found nothing.
+    """
+    found = [
+        disk
+        for lookup in lookups
+        if not lookup.get("skipped")
+        for disk in lookup.get("resources") or []
+    ]
+    attached = {
+        disk["name"]: {_resource_path(p) for p in disk.get("resourcePolicies") or []}
+        for disk in found
+    }
+    return [
+        dict(disk)
+        for disk in disks
+        if _resource_path(disk["snapshot_policy"]) not in attached.get(disk["name"], set())
+    ]
+
+
 class FilterModule:
     """Ansible entry point: ``{{ gce_infra_config | gce_desired_state }}``."""
 
@@ -550,4 +743,7 @@ class FilterModule:
             "gce_desired_state": gce_desired_state,
             "gce_instance_name": instance_name,
             "gce_missing_bindings": gce_missing_bindings,
+            "gce_nat_outcome": gce_nat_outcome,
+            "gce_nats_to_create": gce_nats_to_create,
+            "gce_disks_without_snapshots": gce_disks_without_snapshots,
         }
