@@ -75,7 +75,7 @@ up: deps ## build, provision and converge the local fleet, smoke-test it, print 
 	echo "  http://127.0.0.1:$$(($(FLEET_PORT_BASE) + 80))/"; \
 	echo "  https://127.0.0.1:$$(($(FLEET_PORT_BASE) + 443))/   (self-signed certificate)"
 
-down: deps ## remove the local fleet; keeps the database volume unless DESTROY_DATA=1
+down: deps ## remove the local fleet; keeps the database disk unless DESTROY_DATA=1
 	$(PLAYBOOK) playbooks/deprovision.yml $(if $(filter 1 yes true,$(DESTROY_DATA)),-e destroy_data=true,)
 
 bench: deps image ## ratios on a fleet of its own (FLEET_NAME-bench): HAProxy vs direct, p99 at 80 %, rollout, no-op converge

@@ -1,15 +1,18 @@
 """What the local fleet asks podman for, and which podman objects belong to it (pure, unit-tested).
 
-The local inventory describes each host's ports and volumes as data (``fleet_published_ports``,
-``fleet_volumes``); these filters turn them into podman's ``publish`` and ``volume`` values
-(inventories/local/group_vars/all.yml, playbooks/provision_local.yml) and find what a fleet
-left behind by its label (playbooks/deprovision_local.yml). They decide what is reachable from
-outside the containers and which data a deprovisioning removes, so they live here, where
+The local inventory describes each host's ports, volumes and disks as data
+(``fleet_published_ports``, ``fleet_volumes``, ``fleet_disks``); these filters turn them into
+podman's ``publish`` and ``volume`` values (inventories/local/group_vars/all/main.yml,
+playbooks/provision_local.yml), match disk images to the loop devices ``losetup`` lists, and
+find what a fleet left behind (playbooks/deprovision_local.yml). They decide what is reachable
+from outside the containers and which data a deprovisioning removes, so they live here, where
 ``tests/unit/test_podman_fleet.py`` holds them without podman.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +23,11 @@ SSH_PORT = 22
 # The label provision_local.yml puts on every container and volume of a fleet.
 FLEET_LABEL = "fleetops.fleet"
 MAX_PORT = 65535
+# Where a host finds its disks: GCE puts a disk attached as device name <name> at
+# /dev/disk/by-id/google-<name> (udev). The containers have no udev, and systemd there waits in
+# vain for the .device unit of any /dev path in fstab, so the local disks live outside /dev.
+CONTAINER_DISK_DIR = "/var/lib/fleet-disks"
+DISK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
 class PodmanFleetError(ValueError):
@@ -105,8 +113,96 @@ def podman_labelled_volumes(
     return _labelled(volumes, fleet_name, lambda v: v.get("Labels"))
 
 
+def podman_fleet_disks(
+    host: str, state_dir: str, disks: Sequence[Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The block devices of one host: a sparse image in the fleet's state directory each.
+
+    ``disks`` are ``{name, size_gb}``; each becomes the image ``<state_dir>/disks/<host>-<name>
+    .img`` (the state directory is the fleet's, so two fleets never share an image) that the
+    host sees as ``/var/lib/fleet-disks/<name>``.
+    """
+    result = []
+    for disk in disks or []:
+        name, size = str(disk.get("name", "")), disk.get("size_gb")
+        if not DISK_NAME.match(name):
+            raise PodmanFleetError(f"{host}: disk name {name!r} must match {DISK_NAME.pattern}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise PodmanFleetError(f"{host}: disk {name} needs size_gb, a whole number from 1")
+        if any(d["name"] == name for d in result):
+            raise PodmanFleetError(f"{host}: two disks are named {name}")
+        result.append(
+            {
+                "name": name,
+                "size_gb": size,
+                "file": f"{state_dir.rstrip('/')}/disks/{host}-{name}.img",
+                "path": f"{CONTAINER_DISK_DIR}/{name}",
+            }
+        )
+    return result
+
+
+def losetup_devices(listing: str | Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """``{name, back_file}`` of each loop device in ``losetup --list --json`` output.
+
+    losetup prints nothing at all when no loop device is attached.
+    """
+    if isinstance(listing, str):
+        listing = json.loads(listing) if listing.strip() else {}
+    return [
+        {"name": str(dev["name"]), "back_file": str(dev.get("back-file") or "")}
+        for dev in (listing or {}).get("loopdevices") or []
+    ]
+
+
+def _attached(listing: str | Mapping[str, Any] | None) -> dict[str, str]:
+    # The backing file's (first) loop device. losetup shows a file deleted while attached as
+    # "<path> (deleted)": that one is no longer the disk's image.
+    attached: dict[str, str] = {}
+    for dev in sorted(losetup_devices(listing), key=lambda d: d["name"]):
+        attached.setdefault(dev["back_file"], dev["name"])
+    return attached
+
+
+def unattached_disks(
+    disks: Iterable[Mapping[str, Any]] | None, listing: str | Mapping[str, Any] | None
+) -> list[Mapping[str, Any]]:
+    """The disks (:func:`podman_fleet_disks`) whose image no loop device is attached to."""
+    attached = _attached(listing)
+    return [disk for disk in disks or [] if disk["file"] not in attached]
+
+
+def podman_disk_volumes(
+    disks: Iterable[Mapping[str, Any]] | None, listing: str | Mapping[str, Any] | None
+) -> list[str]:
+    """podman ``volume`` specs that bind each disk's loop device node at the disk's path.
+
+    A privileged container ignores ``device:``, but a bind-mounted device node works, and it
+    follows a re-attachment: a new loop device is a new spec, so podman re-creates the
+    container with it (the data is in the image).
+    """
+    attached = _attached(listing)
+    specs = []
+    for disk in disks or []:
+        if disk["file"] not in attached:
+            raise PodmanFleetError(f"no loop device is attached to {disk['file']}")
+        specs.append(f"{attached[disk['file']]}:{disk['path']}")
+    return specs
+
+
+def fleet_loop_devices(listing: str | Mapping[str, Any] | None, disks_dir: str) -> list[str]:
+    """The loop devices whose backing file is in ``disks_dir`` (one fleet's), deleted or not.
+
+    Loop devices belong to the whole machine: only the backing file tells whose one is.
+    """
+    prefix = disks_dir.rstrip("/") + "/"
+    return sorted(
+        dev["name"] for dev in losetup_devices(listing) if dev["back_file"].startswith(prefix)
+    )
+
+
 class FilterModule:
-    """Ansible entry point: the local fleet's podman specs and labelled objects."""
+    """Ansible entry point: the local fleet's podman specs, disks and labelled objects."""
 
     def filters(self) -> dict[str, Any]:
         return {
@@ -115,4 +211,8 @@ class FilterModule:
             "podman_volume_specs": podman_volume_specs,
             "podman_labelled_containers": podman_labelled_containers,
             "podman_labelled_volumes": podman_labelled_volumes,
+            "podman_fleet_disks": podman_fleet_disks,
+            "podman_disk_volumes": podman_disk_volumes,
+            "unattached_disks": unattached_disks,
+            "fleet_loop_devices": fleet_loop_devices,
         }

@@ -1,5 +1,6 @@
-"""Data written survives a full re-converge (which changes nothing) and a db restart; a restore
-returns to the backup without a failed request."""
+"""Data written survives a full re-converge (which changes nothing), a db restart and a re-created
+db container (its disk is mounted again, never formatted again); a restore returns to the backup
+without a failed request."""
 
 from __future__ import annotations
 
@@ -49,6 +50,54 @@ def test_written_data_survives_reconverge_and_db_restart(fleet):
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert quote_count(fleet) == before
     assert stored(fleet, text)
+    # The disk came back at boot by itself (fstab), before MariaDB started.
+    assert datadir_on_disk(fleet)
+
+
+# roles/mariadb: the data disk's mount point; the datadir is a bind mount of its mysql directory.
+DISK_MOUNT = "/srv/mariadb"
+
+
+def mounted(fleet, host, path, column):
+    out = fleet.sh(host, f"findmnt -n -o {column} --mountpoint {path}", check=False)
+    return out.stdout.strip()
+
+
+def datadir_on_disk(fleet):
+    disk = mounted(fleet, "db1", DISK_MOUNT, "SOURCE")
+    return bool(disk) and mounted(fleet, "db1", "/var/lib/mysql", "SOURCE") == f"{disk}[/mysql]"
+
+
+def test_a_recreated_db_container_finds_its_database_on_the_same_filesystem(fleet):
+    text = f"recreated {secrets.token_hex(6)}"
+    write_quote(fleet, text)
+    before = quote_count(fleet)
+    assert datadir_on_disk(fleet)
+    uuid = mounted(fleet, "db1", DISK_MOUNT, "UUID")
+    assert uuid
+    container = fleet.podman("inspect", "--format", "{{.Id}}", fleet.container("db1")).stdout
+
+    run = fleet.ansible_playbook(
+        "playbooks/provision.yml", "-e", "fleet_recreate=true", "-e", "fleet_provision_group=db"
+    )
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert (
+        fleet.podman("inspect", "--format", "{{.Id}}", fleet.container("db1")).stdout != container
+    )
+    # A new container has nothing of the old one: no MariaDB, no fstab entry, nothing mounted.
+    assert not mounted(fleet, "db1", DISK_MOUNT, "SOURCE")
+
+    run = fleet.ansible_playbook("site.yml", "--limit", "db1")
+    assert run.returncode == 0, run.stdout[-4000:]
+    # Mounted again, not formatted again: the same filesystem holds the same database.
+    assert datadir_on_disk(fleet)
+    assert mounted(fleet, "db1", DISK_MOUNT, "UUID") == uuid
+    assert quote_count(fleet) == before
+    assert stored(fleet, text)
+    deadline = time.monotonic() + 90
+    while fetch(f"{fleet.http}/_ready")[0] != 200:
+        assert time.monotonic() < deadline, "the fleet was not ready 90 s after db1 was re-created"
+        time.sleep(1)
 
 
 def write_quote(fleet, text):
@@ -80,6 +129,15 @@ def test_backup_then_restore_returns_to_the_backup(fleet, tmp_path):
     assert run.returncode == 0, run.stdout[-4000:]
     dumps = list(tmp_path.glob("fleetops-*.sql.gz"))
     assert len(dumps) == 1, "backup.yml fetched no dump to the controller"
+    # The age of the last good backup is a metric (node_exporter's textfile collector).
+    metrics = fleet.sh(
+        "db1", "cat /var/lib/prometheus/node-exporter/fleetops_db_backup.prom"
+    ).stdout
+    size = re.search(r"^fleetops_db_backup_last_size_bytes (\d+)$", metrics, re.M)
+    assert size, metrics
+    assert int(size.group(1)) == dumps[0].stat().st_size, metrics
+    # The db host loses every dump it had: the restore comes from the copy off the host.
+    fleet.sh("db1", "rm -f /var/backups/fleetops/*")
     write_quote(fleet, lost)
     assert stored(fleet, kept)
     assert stored(fleet, lost)

@@ -1,7 +1,7 @@
 """inventories/dev|staging|prod: groups, variables and playbook syntax, checked offline.
 
-The gcp_compute inventory plugin needs google-auth and Google's API; here neither exists, so
-``-i inventories/<env>/gcp.yml`` alone yields an empty inventory (a warning, not an error) and
+The gcp_compute inventory plugin needs credentials and Google's API; here neither exists, so
+``-i inventories/<env>/gcp.yml`` alone fails to parse (and, by ansible.cfg, fails the run) and
 would prove little. Instead:
 
 1. the plugin itself is fed instances shaped like the API's answer for the desired state of
@@ -47,6 +47,7 @@ def desired(env: str) -> dict:
             "machine_types": gv["gce_infra_machine_types"],
             "admin_cidrs": gv["gce_infra_admin_cidrs"],
             "firewall_policy": POLICY,
+            "backup_bucket": f"{gv['gce_infra_project']}-{env}-db-backups",
         }
     )
 
@@ -147,13 +148,18 @@ def test_playbooks_pass_syntax_check_against_the_environment(env, tmp_path):
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_real_plugin_file_degrades_to_a_warning_offline(env):
-    # What an operator without credentials sees: a warning and no hosts, never a crash.
+def test_the_real_plugin_file_fails_the_run_offline_instead_of_an_empty_inventory(env):
+    # What an operator without credentials or network sees: the run stops on the inventory,
+    # naming it, instead of an empty inventory whose plays all skip and "succeed".
     # Exactly the issue's commands: the environment's directory as the inventory.
     for playbook in ("site.yml", "playbooks/provision.yml"):
         result = run(str(BIN / "ansible-playbook"), playbook, "-i", f"inventories/{env}",
-                     "--syntax-check")  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
+                     "--list-hosts")  # fmt: skip
+        assert result.returncode != 0, result.stdout + result.stderr
+        assert (
+            f"Completely failed to parse inventory source {ROOT}/inventories/{env}/gcp.yml"
+            in result.stderr
+        ), result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -164,6 +170,7 @@ def test_group_vars_render_what_site_yml_needs(env, tmp_path):
         "fleet_environment", "fleet_secrets_file", "hardening_controller_cidrs",
         "hardening_ssh_permit_root_login", "haproxy_tls_source", "haproxy_redirect_https",
         "haproxy_hsts_max_age", "data_seed", "ansible_ssh_common_args", "fleet_rollout_serial",
+        "gce_infra_auth_kind", "gce_infra_service_account_file",
     ]  # fmt: skip
     out = tmp_path / "rendered.json"
     values = ", ".join(f"'{n}': {n}" for n in names)
@@ -192,7 +199,12 @@ def test_group_vars_render_what_site_yml_needs(env, tmp_path):
     assert rendered["hardening_controller_cidrs"] == ["35.235.240.0/20"]
     assert rendered["hardening_ssh_permit_root_login"] == "no"
     assert rendered["haproxy_tls_source"] == "provided"
-    assert rendered["data_seed"] is (env == "dev")
+    assert rendered["data_seed"] is False  # dev is public too: never the published users
+    # The modules authenticate as the inventory plugin does (gcp.yml's auth_kind), and with no
+    # key file: the modules refuse one, even "", with Application Default Credentials.
+    plugin_config = yaml.safe_load((ROOT / f"inventories/{env}/gcp.yml").read_text())
+    assert rendered["gce_infra_auth_kind"] == plugin_config["auth_kind"] == "application"
+    assert rendered["gce_infra_service_account_file"] is None
     strict = env in ("staging", "prod")
     assert rendered["haproxy_redirect_https"] is strict
     assert (rendered["haproxy_hsts_max_age"] > 0) is strict
@@ -305,7 +317,54 @@ def test_info_reaches_data_through_an_lb_of_its_own_region_spread_over_them(env,
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_environment_directory_is_an_inventory_without_its_vault_files(env):
     # `-i inventories/prod` as the README says: the vault files beside gcp.yml are variables,
-    # not inventory sources (ansible.cfg's inventory_ignore_patterns).
+    # not inventory sources (ansible.cfg's inventory_ignore_patterns). Offline gcp.yml cannot
+    # parse, and every source must: the run fails on gcp.yml, and on nothing else.
     result = run(str(BIN / "ansible-inventory"), "-i", f"inventories/{env}", "--list")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode != 0, result.stdout
+    assert f"Completely failed to parse inventory source {ROOT}/inventories/{env}/gcp.yml" in (
+        result.stderr
+    ), result.stderr[-3000:]
     assert "vault" not in result.stderr.lower(), result.stderr
+
+
+def render_on_localhost(inventory: str, variable: str, **env: str) -> str:
+    """``variable`` as the implicit localhost (provisioning, the deploy preflight) sees it."""
+    result = subprocess.run(
+        [str(BIN / "ansible"), "-i", inventory, "localhost", "-c", "local", "-o",
+         "-m", "ansible.builtin.debug", "-a", f"var={variable}"],
+        cwd=ROOT, env={**os.environ, "ANSIBLE_NOCOLOR": "1", **env},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.split("=>", 1)[1])[variable]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_local_fleet_named_like_a_cloud_fleet_keeps_its_own_state_dir(env, tmp_path):
+    # The cloud environment's directory, laid out as in the repository (<repo>/inventories/<env>),
+    # and a local fleet given the cloud fleet's name: a local fleet's deprovisioning deletes
+    # its state dir, which must never hold the cloud environment's pinned host keys.
+    repo = tmp_path / "repo"
+    (repo / "inventories").mkdir(parents=True)
+    inventory = stand_in_inventory(env, repo / "inventories")
+    cloud = Path(render_on_localhost(str(inventory), "fleet_state_dir"))
+    name = inventory_vars(env)["fleet_name"]
+    local = Path(render_on_localhost("inventories/local", "fleet_state_dir", FLEET_NAME=name))
+    assert local == ROOT / ".fleet" / name
+    cloud_relative = cloud.relative_to(repo.resolve())
+    local_relative = local.relative_to(ROOT)
+    assert cloud_relative == Path(".fleet/_gce") / env
+    assert not cloud_relative.is_relative_to(local_relative)
+    assert not local_relative.is_relative_to(cloud_relative)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_local_fleet_named_like_a_cloud_fleet_keeps_its_own_backups(env, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "inventories").mkdir(parents=True)
+    inventory = stand_in_inventory(env, repo / "inventories")
+    cloud = Path(render_on_localhost(str(inventory), "fleet_backup_dir"))
+    name = inventory_vars(env)["fleet_name"]
+    local = Path(render_on_localhost("inventories/local", "fleet_backup_dir", FLEET_NAME=name))
+    assert local == ROOT / "backups" / name
+    assert cloud.relative_to(repo.resolve()) == Path("backups/_gce") / env

@@ -11,8 +11,10 @@ the inventory).
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import ROOT, ansible_env
@@ -169,3 +171,225 @@ def test_deprovision_yml_goes_to_gce_for_a_cloud_inventory(tmp_path):
     for local_task in ("Check the fleet's parameters", "List containers",
                        "Remove the fleet's network"):  # fmt: skip
         assert f"TASK [{local_task}" not in run.stdout
+
+
+# --- No silent no-op: the deploy workflow's own environment, offline ------------------------
+
+WORKFLOW = ROOT / ".github/workflows/deploy.yml"
+# Where the stand-in key sends its token exchange: a closed port, so the attempt fails at once
+# and says it was made with that key.
+TOKEN_URI = "http://127.0.0.1:9/token"
+TIERS = ("lb", "info", "data", "db")
+
+
+def stand_in_service_account_key() -> str:
+    """A deployer key shaped like Google's (google-auth loads it), for no real account."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return json.dumps({
+        "type": "service_account", "project_id": "fleetops-dev", "private_key_id": "0" * 40,
+        "private_key": pem, "client_email": "deployer@fleetops-dev.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": TOKEN_URI,
+    })  # fmt: skip
+
+
+def workflow_environment(env: str, tmp_path: Path) -> dict[str, str]:
+    """The environment deploy.yml's Ansible steps run in: the job's env:, then what its steps
+    append to $GITHUB_ENV, by running those steps' own scripts with stand-in secrets."""
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["deploy"]
+    stand_ins = {
+        "inputs.environment": env,
+        "secrets.FLEETOPS_VAULT_PASSWORD": PASSWORD,
+        "secrets.GCP_SERVICE_ACCOUNT_KEY": stand_in_service_account_key(),
+        "github.actor": "octocat",
+    }
+
+    def expand(value: object) -> str:
+        return re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda m: stand_ins[m[1]], str(value))
+
+    runner_temp = tmp_path / "runner_temp"
+    runner_temp.mkdir()
+    github_env = tmp_path / "github_env"
+    github_env.touch()
+    environment = ansible_env(RUNNER_TEMP=str(runner_temp), GITHUB_ENV=str(github_env))
+    # Not the caller's Google settings: only the workflow's may count.
+    for name in [n for n in environment if n.startswith(("GCP_", "GOOGLE_", "CLOUDSDK_"))]:
+        del environment[name]
+    environment.update({k: expand(v) for k, v in job["env"].items()})
+    for step in job["steps"]:
+        if "$GITHUB_ENV" in step.get("run", ""):
+            step_env = {**environment, **{k: expand(v) for k, v in step.get("env", {}).items()}}
+            subprocess.run(["bash", "-e", "-c", step["run"]], env=step_env, check=True)
+    for line in github_env.read_text().splitlines():
+        name, value = line.split("=", 1)
+        environment[name] = value
+    return environment
+
+
+def workflow_ansible_steps() -> list[str]:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["deploy"]["steps"]
+    return [s["run"] for s in steps if ".venv/bin/ansible" in s.get("run", "")]
+
+
+def run_in(environment: dict[str, str], script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-e", "-c", script], cwd=ROOT, env={**environment, "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def tried_the_workflows_key(out: str) -> bool:
+    """Google was called with the workflow's key: the token exchange went to its token_uri
+    (and found no network), rather than the credentials being refused or not found."""
+    return "port=9" in out and "127.0.0.1" in out
+
+
+def test_every_ansible_step_of_the_deploy_workflow_fails_offline_on_the_inventory(tmp_path):
+    environment = workflow_environment("dev", tmp_path)
+    steps = workflow_ansible_steps()
+    assert len(steps) >= 3  # provision, rolling update, site.yml
+    for script in [*steps, workflow_ansible_steps()[1] + " --list-hosts"]:
+        run = run_in(environment, script)
+        out = run.stdout + run.stderr
+        assert run.returncode != 0, (script, out[-3000:])
+        assert (
+            f"Completely failed to parse inventory source {ROOT}/inventories/dev/gcp.yml" in out
+        ), (script, out[-3000:])
+    listed = run_in(environment, '.venv/bin/ansible-inventory -i "$INVENTORY" --list')
+    assert listed.returncode != 0
+    assert "rolling_update" in steps[1]
+
+
+def test_the_inventory_plugin_uses_the_credentials_the_workflow_provides(tmp_path):
+    environment = workflow_environment("dev", tmp_path)
+    run = run_in(environment, '.venv/bin/ansible-inventory -i "$INVENTORY" --list')
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Service Account File only works" not in out, out[-3000:]
+    assert "default credentials were not found" not in out, out[-3000:]
+    assert tried_the_workflows_key(out), out[-3000:]
+
+
+def tier_inventory(env: str, tmp_path: Path, tiers: tuple[str, ...]) -> Path:
+    """An inventory of ``env`` (its real group_vars) with one host in each of ``tiers``: what a
+    GCE inventory that parsed yields when instances are missing (none at all: ``tiers=()``)."""
+    children = {t: {"hosts": {f"{env}-ew1-{t}1": {"ansible_host": f"10.0.0.{n}"}}}
+                for n, t in enumerate(tiers, start=2)}  # fmt: skip
+    if "db" in tiers:
+        children["db_primary"] = {"hosts": {f"{env}-ew1-db1": {}}}
+    directory = tmp_path / env
+    directory.mkdir()
+    hosts = {"all": {"children": children}} if children else {"all": {}}
+    (directory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (directory / "group_vars").symlink_to(ROOT / f"inventories/{env}/group_vars")
+    return directory
+
+
+def test_the_modules_use_the_credentials_the_workflow_provides(tmp_path):
+    # gce_infra's own module_defaults, rendered from the environment's group_vars, in the
+    # workflow's environment: the first Google call must be made with the workflow's key.
+    environment = workflow_environment("dev", tmp_path)
+    inventory = tier_inventory("dev", tmp_path, ())
+    block = yaml.safe_load((ROOT / "roles/gce_infra/tasks/main.yml").read_text())[0]
+    play = {
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [{"name": "Call Google as gce_infra does",
+                   "module_defaults": block["module_defaults"],
+                   "google.cloud.gcp_compute_network_info": {}}],
+    }  # fmt: skip
+    (tmp_path / "call.yml").write_text(yaml.safe_dump([play]))
+    run = run_in(environment, f".venv/bin/ansible-playbook -i {inventory} {tmp_path / 'call.yml'}")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Service Account File only works" not in out, out[-3000:]
+    assert "default credentials were not found" not in out, out[-3000:]
+    assert tried_the_workflows_key(out), out[-3000:]
+
+
+DEPLOY_RUNS = [
+    "site.yml",
+    "playbooks/rolling_update.yml",
+    "playbooks/rollback.yml",
+    "playbooks/backup.yml",
+    "playbooks/restore.yml",
+    "playbooks/infra_ab.yml",
+]
+
+
+@pytest.mark.parametrize("target", DEPLOY_RUNS)
+def test_a_deploy_run_with_no_hosts_fails_instead_of_deploying_nothing(target, tmp_path):
+    inventory = tier_inventory("dev", tmp_path, ())
+    run = playbook(inventory, target, "-e", "tier=info")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    assert (
+        f"The inventory ({inventory}) has no host in lb, info, data, db: "
+        "this run would deploy nothing." in out
+    ), out[-3000:]
+    assert set(recap(run.stdout)) == {"localhost"}
+
+
+def test_a_deploy_run_missing_some_tiers_names_them(tmp_path):
+    inventory = tier_inventory("prod", tmp_path, ("lb", "db"))
+    write_vault(inventory, ready_vault())
+    run = playbook(inventory, "playbooks/rolling_update.yml")
+    assert run.returncode != 0
+    missing = "has no host in info, data: this run would deploy nothing."
+    assert missing in run.stdout, run.stdout[-3000:]
+    assert touched(run.stdout) == {"localhost"}
+
+
+@pytest.mark.parametrize(
+    ("env", "target"),
+    [("dev", "site.yml"), ("prod", "playbooks/rolling_update.yml"),
+     ("staging", "playbooks/provision.yml")],
+)  # fmt: skip
+def test_a_plain_text_vault_is_refused_before_it_is_loaded(env, target, tmp_path):
+    inventory = tier_inventory(env, tmp_path, TIERS)
+    content = ready_vault()
+    (inventory / "vault.yml").write_text(yaml.safe_dump(content))
+    run = playbook(inventory, target)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    assert (
+        f"{env} is not ready: {inventory}/vault.yml is not an Ansible Vault file (plain text)"
+        in run.stdout
+    ), out[-3000:]
+    assert content["vault_jwt_secret"] not in out  # the refusal does not show what it read
+    assert "Load the environment's secrets" not in run.stdout.split("is not ready:", 1)[0]
+    assert touched(run.stdout) == {"localhost"}
+    assert "gce_infra :" not in run.stdout
+
+
+def test_dev_with_seed_users_is_refused(tmp_path):
+    inventory = tier_inventory("dev", tmp_path, TIERS)
+    write_vault(inventory, {**ready_vault(), "data_seed": True})
+    run = playbook(inventory, "site.yml")
+    assert run.returncode != 0
+    assert "dev is not ready: data_seed is true" in run.stdout, run.stdout[-3000:]
+    assert touched(run.stdout) == {"localhost"}
+
+
+def test_the_local_fleet_passes_the_deploy_preflight(tmp_path):
+    # Its four tiers, its generated secrets (an encrypted file, not checked), no TLS rules.
+    name = f"unit-preflight-{secrets.token_hex(3)}"
+    state = ROOT / ".fleet" / name
+    try:
+        env = ansible_env(FLEET_NAME=name, ANSIBLE_VAULT=str(BIN / "ansible-vault"))
+        subprocess.run([str(ROOT / "tools/local-secrets.sh")], cwd=ROOT, env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        run = subprocess.run(
+            [str(BIN / "ansible-playbook"), "playbooks/deploy_preflight.yml"],
+            cwd=ROOT, env={**env, "ANSIBLE_NOCOLOR": "1"},
+            capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert "local: secrets and TLS material pass the preflight" in run.stdout
+    finally:
+        shutil.rmtree(state, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The preflight (roles/env_preflight) refuses every unsafe staging/prod input, and only those."""
+"""The preflight (roles/env_preflight) refuses every unsafe cloud input, and only those."""
 
 from __future__ import annotations
 
@@ -75,12 +75,13 @@ def test_one_value_for_two_secrets_is_refused():
     assert problems(secrets=secrets) == ["two required secrets have the same value"]
 
 
-def test_seed_users_are_refused_in_staging_and_prod_only():
-    assert problems("prod", data_seed=True) == [
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_seed_users_are_refused_in_every_cloud_environment(env):
+    # dev too: it is as public as prod, and dev's secrets need not pass the strict checks.
+    assert problems(env, secrets=GOOD if env != "dev" else {}, data_seed=True) == [
         "data_seed is true: the capstone's users have public passwords"
     ]
-    assert problems("staging", data_seed=True) != []
-    assert problems("dev", secrets={}, data_seed=True) == []
+    assert problems(env, secrets=GOOD if env != "dev" else {}) == []
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
@@ -131,5 +132,29 @@ def test_no_plain_vault_file_is_committed(env):
         assert vault.read_text().startswith("$ANSIBLE_VAULT;")
 
 
-def test_ansible_sees_the_filter():
-    assert pf.FilterModule().filters() == {"preflight_problems": pf.preflight_problems}
+VAULT_TEXT = "$ANSIBLE_VAULT;1.1;AES256\n3361326562613834\n"
+PLAIN_TEXT = "vault_jwt_secret: 9f1c2e7a4b8d0e3f6a5c1b2d7e8f9a0b\n"
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_a_plain_text_secrets_file_is_refused_naming_the_file(env):
+    path = f"/repo/inventories/{env}/vault.yml"
+    assert pf.secrets_file_problems(env, path, VAULT_TEXT) == []
+    (problem,) = pf.secrets_file_problems(env, path, PLAIN_TEXT)
+    assert problem.startswith(f"{path} is not an Ansible Vault file (plain text)")
+    assert "9f1c2e7a" not in problem  # the file's content is never repeated
+    # A vault header further down is still a plain-text file.
+    assert pf.secrets_file_problems(env, path, "# notes\n" + VAULT_TEXT) != []
+    (missing,) = pf.secrets_file_problems(env, path, None)
+    assert missing.startswith(f"{path} does not exist")
+
+
+def test_the_local_fleets_generated_secrets_file_is_not_checked_here():
+    assert pf.secrets_file_problems("local", "/repo/.fleet/x/secrets.yml", PLAIN_TEXT) == []
+
+
+def test_ansible_sees_the_filters():
+    assert pf.FilterModule().filters() == {
+        "preflight_problems": pf.preflight_problems,
+        "secrets_file_problems": pf.secrets_file_problems,
+    }

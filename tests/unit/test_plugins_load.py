@@ -116,6 +116,7 @@ def test_the_shared_filters_load_through_ansible_cfg_for_the_local_inventory(fle
     values = (
         "{{ {'publish': hostvars['lb1'].fleet_container_publish,"
         " 'db1': hostvars['db1'].fleet_container_volumes | podman_volume_specs,"
+        " 'db1_disks': hostvars['db1'].fleet_container_disks | map(attribute='file') | list,"
         " 'data1': hostvars['data1'].fleet_container_volumes | podman_volume_specs,"
         " 'labelled': [{'Name': 'x', 'Labels': {'fleetops.fleet': fleet_name}}]"
         "             | podman_labelled_volumes(fleet_name)} | to_json }}"
@@ -130,7 +131,8 @@ def test_the_shared_filters_load_through_ansible_cfg_for_the_local_inventory(fle
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(out.read_text()) == {
         "publish": ["127.0.0.1:17601:22", "127.0.0.1:15480:80", "127.0.0.1:15843:443"],
-        "db1": [f"{fleet_name}-db1-data:/var/lib/mysql"],
+        "db1": [],
+        "db1_disks": [str(ROOT / ".fleet" / fleet_name / "disks/db1-data.img")],
         "data1": [],
         "labelled": ["x"],
     }

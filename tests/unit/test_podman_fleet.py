@@ -47,15 +47,18 @@ def test_a_host_port_outside_tcps_range_is_refused_before_podman_sees_it(ssh_por
         pf.podman_publish_specs(ssh_port, ports, base)
 
 
-def test_db1s_data_volume_carries_the_fleets_container_name():
-    volumes = pf.podman_named_volumes("ci-db1", DB1["fleet_volumes"])
-    assert volumes == [{"name": "ci-db1-data", "path": "/var/lib/mysql"}]
-    assert pf.podman_volume_specs(volumes) == ["ci-db1-data:/var/lib/mysql"]
+CACHE = [{"name": "cache", "path": "/var/cache/app"}]
+
+
+def test_a_volume_carries_the_fleets_container_name():
+    volumes = pf.podman_named_volumes("ci-db1", CACHE)
+    assert volumes == [{"name": "ci-db1-cache", "path": "/var/cache/app"}]
+    assert pf.podman_volume_specs(volumes) == ["ci-db1-cache:/var/cache/app"]
 
 
 def test_two_fleets_never_share_a_volume():
-    mine = pf.podman_named_volumes("fleetops-db1", DB1["fleet_volumes"])
-    theirs = pf.podman_named_volumes("fleetops-test-db1", DB1["fleet_volumes"])
+    mine = pf.podman_named_volumes("fleetops-db1", CACHE)
+    theirs = pf.podman_named_volumes("fleetops-test-db1", CACHE)
     assert {v["name"] for v in mine}.isdisjoint(v["name"] for v in theirs)
 
 
@@ -71,6 +74,109 @@ def test_several_volumes_keep_their_order():
         "ci-db1", [{"name": "data", "path": "/var/lib/mysql"}, {"name": "logs", "path": "/var/log"}]
     )
     assert pf.podman_volume_specs(volumes) == ["ci-db1-data:/var/lib/mysql", "ci-db1-logs:/var/log"]
+
+
+STATE = "/repo/.fleet/ci"
+
+
+def test_db1s_database_is_on_a_disk_image_in_its_fleets_state_directory():
+    # Not a volume: a block device the mariadb role formats and mounts, as on GCE.
+    assert "fleet_volumes" not in DB1
+    disks = pf.podman_fleet_disks("db1", STATE, DB1["fleet_disks"])
+    assert disks == [
+        {
+            "name": "data",
+            "size_gb": DB1["fleet_disks"][0]["size_gb"],
+            "file": "/repo/.fleet/ci/disks/db1-data.img",
+            "path": "/var/lib/fleet-disks/data",
+        }
+    ]
+    assert DB1["mariadb_data_device"] == disks[0]["path"]
+
+
+def test_two_fleets_never_share_a_disk_image():
+    mine = pf.podman_fleet_disks("db1", "/repo/.fleet/ci", DB1["fleet_disks"])
+    theirs = pf.podman_fleet_disks("db1", "/repo/.fleet/ci-test/", DB1["fleet_disks"])
+    assert mine[0]["file"] != theirs[0]["file"]
+    assert theirs[0]["file"] == "/repo/.fleet/ci-test/disks/db1-data.img"
+
+
+@pytest.mark.parametrize("disks", [None, []])
+def test_a_host_without_disks_gets_none(disks):
+    assert pf.podman_fleet_disks("lb1", STATE, disks) == []
+    assert pf.podman_disk_volumes(pf.podman_fleet_disks("lb1", STATE, disks), "") == []
+
+
+@pytest.mark.parametrize(
+    ("disks", "message"),
+    [
+        ([{"name": "Data", "size_gb": 4}], "disk name 'Data'"),
+        ([{"name": "../x", "size_gb": 4}], "disk name '../x'"),
+        ([{"size_gb": 4}], "disk name ''"),
+        ([{"name": "data"}], "needs size_gb"),
+        ([{"name": "data", "size_gb": 0}], "needs size_gb"),
+        ([{"name": "data", "size_gb": "4G"}], "needs size_gb"),
+        ([{"name": "data", "size_gb": True}], "needs size_gb"),
+        ([{"name": "data", "size_gb": 4}, {"name": "data", "size_gb": 8}], "two disks"),
+    ],
+)
+def test_a_disk_the_images_cannot_be_made_from_is_refused(disks, message):
+    with pytest.raises(pf.PodmanFleetError, match=message):
+        pf.podman_fleet_disks("db1", STATE, disks)
+
+
+# `losetup --list --json --output NAME,BACK-FILE` as util-linux 2.38 prints it.
+LOSETUP = """{
+   "loopdevices": [
+      {"name": "/dev/loop2", "back-file": "/repo/.fleet/ci-test/disks/db1-data.img"},
+      {"name": "/dev/loop0", "back-file": "/repo/.fleet/ci/disks/db1-data.img"},
+      {"name": "/dev/loop1", "back-file": "/repo/.fleet/ci/disks/db2-data.img (deleted)"},
+      {"name": "/dev/loop3", "back-file": "/var/tmp/other.img"},
+      {"name": "/dev/loop4", "back-file": "/repo/.fleet/ci/disks/db1-data.img"},
+      {"name": "/dev/loop5", "back-file": "/repo/.fleet/ci/disks.old/db1-data.img"}
+   ]
+}"""
+NO_LOOP_DEVICES = '{\n   "loopdevices": [\n\n   ]\n}\n'
+
+
+def test_losetup_output_is_read_as_devices_and_their_backing_files():
+    devices = pf.losetup_devices(LOSETUP)
+    assert devices[0] == {
+        "name": "/dev/loop2",
+        "back_file": "/repo/.fleet/ci-test/disks/db1-data.img",
+    }
+    assert len(devices) == 6
+    assert pf.losetup_devices(NO_LOOP_DEVICES) == []
+    assert pf.losetup_devices("") == []
+    assert pf.losetup_devices({"loopdevices": None}) == []
+
+
+def test_a_disk_keeps_its_loop_device_and_is_bound_into_the_container_at_its_path():
+    disks = pf.podman_fleet_disks("db1", STATE, DB1["fleet_disks"])
+    # Two devices on one image (attached by hand): the same one every run, the lowest.
+    assert pf.podman_disk_volumes(disks, LOSETUP) == ["/dev/loop0:/var/lib/fleet-disks/data"]
+    assert pf.unattached_disks(disks, LOSETUP) == []
+
+
+def test_a_disk_without_a_loop_device_is_attached_and_never_bound_unattached():
+    disks = pf.podman_fleet_disks("db2", STATE, DB1["fleet_disks"])
+    # db2's image was deleted and made again: the device on the deleted file is not its own.
+    assert pf.unattached_disks(disks, LOSETUP) == disks
+    assert pf.unattached_disks(disks, NO_LOOP_DEVICES) == disks
+    with pytest.raises(pf.PodmanFleetError, match="no loop device is attached to"):
+        pf.podman_disk_volumes(disks, LOSETUP)
+
+
+def test_deprovisioning_detaches_this_fleets_loop_devices_only():
+    # The match ends at the directory: disks.old/ (or another fleet's directory) is not it.
+    assert pf.fleet_loop_devices(LOSETUP, "/repo/.fleet/ci/disks") == [
+        "/dev/loop0",
+        "/dev/loop1",
+        "/dev/loop4",
+    ]
+    assert pf.fleet_loop_devices(LOSETUP, "/repo/.fleet/ci-test/disks/") == ["/dev/loop2"]
+    assert pf.fleet_loop_devices(LOSETUP, "/repo/.fleet/other/disks") == []
+    assert pf.fleet_loop_devices(NO_LOOP_DEVICES, "/repo/.fleet/ci/disks") == []
 
 
 # Shaped like containers.podman's podman_container_info / podman_volume_info results.
@@ -122,4 +228,8 @@ def test_the_ansible_filters():
         "podman_volume_specs",
         "podman_labelled_containers",
         "podman_labelled_volumes",
+        "podman_fleet_disks",
+        "podman_disk_volumes",
+        "unattached_disks",
+        "fleet_loop_devices",
     }

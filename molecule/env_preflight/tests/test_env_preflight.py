@@ -21,6 +21,9 @@ NOT_READY = {
     "prod-seed-users": (
         "prod is not ready: data_seed is true: the capstone's users have public passwords"
     ),
+    "dev-seed-users": (
+        "dev is not ready: data_seed is true: the capstone's users have public passwords"
+    ),
     "staging-short-and-shared-secrets": (
         "staging is not ready: vault_db_app_password is shorter than 20 characters; "
         "two required secrets have the same value"

@@ -64,3 +64,41 @@ def test_backup_runs_and_restores(host):
     assert host.check_output("mariadb -N -e 'SELECT v FROM fleetops.keep'") == "before backup"
     host.run("mariadb -e 'DROP TABLE fleetops.keep'")
     assert host.service("fleetops-db-backup.timer").is_enabled
+
+
+def backup_metrics(host, name="fleetops_db_backup"):
+    text = host.file(f"/var/lib/prometheus/node-exporter/{name}.prom").content_string
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_each_backup_is_copied_off_the_host_and_leaves_its_metrics(host):
+    before = int(host.check_output("date +%s"))
+    run = host.run("systemctl start fleetops-db-backup.service")
+    assert run.rc == 0, host.run("journalctl -u fleetops-db-backup --no-pager").stdout
+    dump = host.file("/var/backups/fleetops/latest.sql.gz").linked_to
+    copy = host.file(f"/srv/offhost/{Path(dump).name}")
+    assert copy.exists
+    assert copy.sha256sum == host.file(dump).sha256sum
+    metrics = backup_metrics(host)
+    assert metrics["fleetops_db_backup_last_success_timestamp_seconds"] >= before
+    assert metrics["fleetops_db_backup_last_size_bytes"] == host.file(dump).size
+    assert metrics["fleetops_db_backup_last_duration_seconds"] >= 0
+    # node_exporter reads the file as its own user.
+    assert host.file("/var/lib/prometheus/node-exporter/fleetops_db_backup.prom").mode == 0o644
+
+
+def test_a_backup_whose_copy_fails_fails_and_keeps_the_last_success(host):
+    good = backup_metrics(host)["fleetops_db_backup_last_success_timestamp_seconds"]
+    host.run("mv /srv/offhost /srv/offhost.away")
+    try:
+        run = host.run("systemctl start fleetops-db-backup.service")
+    finally:
+        host.run("mv /srv/offhost.away /srv/offhost")
+    assert run.rc != 0, "a backup that could not leave the host reported success"
+    assert backup_metrics(host)["fleetops_db_backup_last_success_timestamp_seconds"] == good
+    failure = backup_metrics(host, "fleetops_db_backup_failure")
+    assert failure["fleetops_db_backup_last_failure_timestamp_seconds"] >= good

@@ -11,10 +11,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# Environments where the rules apply in full; local and dev keep their generated secrets and
-# may seed the capstone's users.
+# Environments where the secret rules apply in full; dev may keep weaker secrets, but like them
+# it is on the internet, so no environment but local may seed the capstone's users.
 STRICT_ENVIRONMENTS = ("staging", "prod")
 LOCAL_ENVIRONMENTS = ("local",)
+# How every Ansible Vault file starts (ansible.parsing.vault.b_HEADER).
+VAULT_HEADER = "$ANSIBLE_VAULT;"
 # Values that show a secret was never really set: placeholders (vault.example.yml says
 # REPLACE_ME), documentation examples, and the capstone's seed passwords (public in its repo).
 DEFAULT_PATTERNS = (
@@ -91,21 +93,46 @@ def preflight_problems(
 
     ``secrets`` maps variable names to values (undefined ones simply absent), ``min_lengths``
     the required ones to their minimum length. Every cloud environment needs its TLS material
-    (the global load balancer serves it); staging and prod also real secrets and no seed users;
-    local generates its own and needs nothing from here.
+    (the global load balancer serves it) and no seed users (their passwords are published and
+    every cloud environment is public); staging and prod also real secrets; local generates its
+    own and needs nothing from here.
     """
     if environment in LOCAL_ENVIRONMENTS:
         return []
     problems = _tls_problems(tls_source, tls_certificate, tls_private_key)
     if environment in STRICT_ENVIRONMENTS:
         problems += _secret_problems(secrets, min_lengths, default_patterns)
-        if data_seed:
-            problems.append("data_seed is true: the capstone's users have public passwords")
+    if data_seed:
+        problems.append("data_seed is true: the capstone's users have public passwords")
     return problems
 
 
+def secrets_file_problems(environment: str, path: str, content: str | None) -> list[str]:
+    """What is wrong with ``environment``'s secrets file as it is on disk; empty means go.
+
+    ``content`` is the file's raw text, read without decrypting it (None: there is no such
+    file). Checked before the file is loaded: include_vars reads a plain-text file as readily
+    as a vault, so a secrets file committed or copied unencrypted would otherwise go unnoticed.
+    The local fleet's file is generated encrypted (tools/local-secrets.sh): nothing to check.
+    """
+    if environment in LOCAL_ENVIRONMENTS:
+        return []
+    if content is None:
+        return [f"{path} does not exist: ansible-vault create {path} (see vault.example.yml)"]
+    if not content.startswith(VAULT_HEADER):
+        return [
+            f"{path} is not an Ansible Vault file (plain text): encrypt it with "
+            f"ansible-vault encrypt {path} and replace every secret it held"
+        ]
+    return []
+
+
 class FilterModule:
-    """Ansible entry point: ``{{ env | preflight_problems(secrets, lengths, ...) }}``."""
+    """Ansible entry points: ``{{ env | preflight_problems(secrets, lengths, ...) }}``,
+    ``{{ env | secrets_file_problems(path, raw_text) }}``."""
 
     def filters(self) -> dict[str, Any]:
-        return {"preflight_problems": preflight_problems}
+        return {
+            "preflight_problems": preflight_problems,
+            "secrets_file_problems": secrets_file_problems,
+        }

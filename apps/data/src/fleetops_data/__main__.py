@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply pending schema migrations").set_defaults(
         run=_migrate
     )
-    commands.add_parser("seed", help="insert the local/dev seed users and quotes").set_defaults(
+    commands.add_parser("seed", help="insert the local fleet's seed users and quotes").set_defaults(
         run=_seed
     )
     add_user = commands.add_parser(

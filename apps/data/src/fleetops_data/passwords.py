@@ -3,7 +3,7 @@
 Two schemes are stored side by side:
 
 - ``sha512``: the capstone's legacy scheme, hex SHA-512 of ``password + salt``. Only the seed
-  users of local/dev are created with it, so their documented passwords keep working; each is
+  users of the local fleet are created with it, so their documented passwords keep working; each is
   re-hashed with scrypt on its first successful login (see :func:`needs_rehash`).
 - ``scrypt``: every other user. The stored string describes itself
   (``scrypt$<n>$<r>$<p>$<salt_b64>$<hash_b64>``) so the cost can be raised later without

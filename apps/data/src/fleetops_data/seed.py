@@ -1,4 +1,4 @@
-"""Seed data for local and dev only: the capstone's four users and a few hundred quotes.
+"""Seed data for the local fleet only: the capstone's four users and a few hundred quotes.
 
 Staging and prod are never seeded (their users are created with ``add-user``): these
 passwords are published in docs/api.md. Seeding is idempotent, so the data role can run it on
