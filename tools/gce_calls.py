@@ -268,8 +268,12 @@ def replace_table(text: str, table: str) -> str:
 # --- I/O: running the harness ---------------------------------------------------------------
 
 
-def _stand_in_key(path: Path) -> None:
-    """A service-account key that parses and signs like a real one, for no account at all."""
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
+
+
+def stand_in_key_json(token_uri: str = GOOGLE_TOKEN_URI) -> str:
+    """A service-account key (JSON) that parses and signs like a real one, for no account at
+    all: google-auth loads it, and the first token request to ``token_uri`` is what fails."""
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
     from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
 
@@ -279,19 +283,21 @@ def _stand_in_key(path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "stand-in-project",
-                "private_key_id": "stand-in",
-                "private_key": pem,
-                "client_email": "stand-in@stand-in-project.iam.gserviceaccount.com",
-                "client_id": "0",
-                "token_uri": "https://oauth2.googleapis.com/token",
-            }
-        )
+    return json.dumps(
+        {
+            "type": "service_account",
+            "project_id": "stand-in-project",
+            "private_key_id": "stand-in",
+            "private_key": pem,
+            "client_email": "stand-in@stand-in-project.iam.gserviceaccount.com",
+            "client_id": "0",
+            "token_uri": token_uri,
+        }
     )
+
+
+def _stand_in_key(path: Path) -> None:
+    path.write_text(stand_in_key_json())
     path.chmod(0o600)
 
 

@@ -11,7 +11,6 @@ the inventory).
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import secrets
 import shutil
@@ -22,10 +21,10 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import ROOT, ansible_env
+from tests.conftest import ROOT, ansible_env, load_module
 from tests.unit.test_cloud_inventories import BIN, stand_in_inventory
 
 PASSWORD = secrets.token_hex(16)
@@ -180,21 +179,7 @@ WORKFLOW = ROOT / ".github/workflows/deploy.yml"
 # and says it was made with that key.
 TOKEN_URI = "http://127.0.0.1:9/token"
 TIERS = ("lb", "info", "data", "db")
-
-
-def stand_in_service_account_key() -> str:
-    """A deployer key shaped like Google's (google-auth loads it), for no real account."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return json.dumps({
-        "type": "service_account", "project_id": "fleetops-dev", "private_key_id": "0" * 40,
-        "private_key": pem, "client_email": "deployer@fleetops-dev.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": TOKEN_URI,
-    })  # fmt: skip
+gce_calls = load_module("tools/gce_calls.py")
 
 
 def workflow_environment(env: str, tmp_path: Path) -> dict[str, str]:
@@ -204,7 +189,7 @@ def workflow_environment(env: str, tmp_path: Path) -> dict[str, str]:
     stand_ins = {
         "inputs.environment": env,
         "secrets.FLEETOPS_VAULT_PASSWORD": PASSWORD,
-        "secrets.GCP_SERVICE_ACCOUNT_KEY": stand_in_service_account_key(),
+        "secrets.GCP_SERVICE_ACCOUNT_KEY": gce_calls.stand_in_key_json(TOKEN_URI),
         "github.actor": "octocat",
     }
 
