@@ -237,19 +237,22 @@ def test_every_data_node_writes_to_the_db_primary(env, tmp_path):
 
 
 def render_per_host(inventory: Path, group: str, defaults: str, expression: str, tmp_path):
-    """``expression`` rendered on each host of ``group`` with a role's defaults loaded."""
+    """``expression`` rendered on each host of ``group`` with a role's defaults loaded at the
+    precedence of role defaults, below the inventory's group_vars (as the role sees them)."""
     out = tmp_path / "rendered"
-    # The role's own filters, which Ansible finds once the role is loaded: here, next to the
-    # playbook, where ansible-playbook looks as well.
+    # The role's defaults and filters in a role of their own, next to the playbook, where
+    # ansible-playbook looks for roles.
+    role = tmp_path / "roles" / "defaults_only"
+    (role / "defaults").mkdir(parents=True)
+    (role / "defaults" / "main.yml").symlink_to(ROOT / defaults)
     role_filters = (ROOT / defaults).parents[1] / "filter_plugins"
     if role_filters.is_dir():
-        (tmp_path / "filter_plugins").symlink_to(role_filters)
+        (role / "filter_plugins").symlink_to(role_filters)
     play = {
         "hosts": group,
         "gather_facts": False,
+        "roles": ["defaults_only"],
         "tasks": [
-            {"name": "Read the role's defaults",
-             "ansible.builtin.include_vars": str(ROOT / defaults)},
             {"name": "Record the value", "delegate_to": "localhost", "throttle": 1,
              "ansible.builtin.lineinfile": {"path": str(out), "create": True, "mode": "0600",
                                             "line": "{{ inventory_hostname }} " + expression}},
