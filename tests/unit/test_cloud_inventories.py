@@ -344,31 +344,23 @@ def render_on_localhost(inventory: str, variable: str, **env: str) -> str:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_a_local_fleet_named_like_a_cloud_fleet_keeps_its_own_state_dir(env, tmp_path):
+@pytest.mark.parametrize(
+    ("variable", "top"), [("fleet_state_dir", ".fleet"), ("fleet_backup_dir", "backups")]
+)
+def test_a_local_fleet_named_like_a_cloud_fleet_keeps_its_own_dirs(env, variable, top, tmp_path):
     # The cloud environment's directory, laid out as in the repository (<repo>/inventories/<env>),
     # and a local fleet given the cloud fleet's name: a local fleet's deprovisioning deletes
-    # its state dir, which must never hold the cloud environment's pinned host keys.
+    # its state dir, which must never hold the cloud environment's pinned host keys, and the
+    # controller's backup copies of the two must never mix.
     repo = tmp_path / "repo"
     (repo / "inventories").mkdir(parents=True)
     inventory = stand_in_inventory(env, repo / "inventories")
-    cloud = Path(render_on_localhost(str(inventory), "fleet_state_dir"))
+    cloud = Path(render_on_localhost(str(inventory), variable))
     name = inventory_vars(env)["fleet_name"]
-    local = Path(render_on_localhost("inventories/local", "fleet_state_dir", FLEET_NAME=name))
-    assert local == ROOT / ".fleet" / name
+    local = Path(render_on_localhost("inventories/local", variable, FLEET_NAME=name))
+    assert local == ROOT / top / name
     cloud_relative = cloud.relative_to(repo.resolve())
     local_relative = local.relative_to(ROOT)
-    assert cloud_relative == Path(".fleet/_gce") / env
+    assert cloud_relative == Path(top) / "_gce" / env
     assert not cloud_relative.is_relative_to(local_relative)
     assert not local_relative.is_relative_to(cloud_relative)
-
-
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_a_local_fleet_named_like_a_cloud_fleet_keeps_its_own_backups(env, tmp_path):
-    repo = tmp_path / "repo"
-    (repo / "inventories").mkdir(parents=True)
-    inventory = stand_in_inventory(env, repo / "inventories")
-    cloud = Path(render_on_localhost(str(inventory), "fleet_backup_dir"))
-    name = inventory_vars(env)["fleet_name"]
-    local = Path(render_on_localhost("inventories/local", "fleet_backup_dir", FLEET_NAME=name))
-    assert local == ROOT / "backups" / name
-    assert cloud.relative_to(repo.resolve()) == Path("backups/_gce") / env
