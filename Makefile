@@ -22,7 +22,7 @@ PLAYBOOK := $(BIN)/ansible-playbook
 TEST_FLEET_NAME      ?= $(FLEET_NAME)-test
 TEST_FLEET_PORT_BASE ?= $(shell echo $$(( $(FLEET_PORT_BASE) + 20000 )))
 
-.PHONY: help deps host-deps venv image lint unit molecule test up down bench clean
+.PHONY: help deps host-deps venv image lint unit molecule molecule-roles molecule-fleet test up down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,10 +60,21 @@ unit: deps ## the apps' tests against a real MariaDB (coverage gate: 100 % lines
 	$(BIN)/coverage json -q -o coverage.json
 	$(PY) tools/coverage_gate.py coverage.json --lines 100 --branches 95
 
-molecule: deps image ## every role's Molecule scenario, then the whole fleet (default scenario: site.yml + e2e)
-	FLEET_NAME=$(TEST_FLEET_NAME) FLEET_PORT_BASE=$(TEST_FLEET_PORT_BASE) $(BIN)/molecule test --all
+# Every scenario but default (one role each), and default (the whole fleet), on the test fleet.
+ROLE_SCENARIOS := $(filter-out default,$(notdir $(wildcard molecule/*)))
+MOLECULE := FLEET_NAME=$(TEST_FLEET_NAME) FLEET_PORT_BASE=$(TEST_FLEET_PORT_BASE) $(BIN)/molecule
 
-test: lint unit molecule ## everything CI runs
+molecule: deps image ## every Molecule scenario: the whole fleet (default: site.yml + e2e) beside the role scenarios
+	@scripts/beside-fleet.sh molecule-roles
+
+molecule-roles: deps image ## each role's own Molecule scenario, one after the other
+	@for s in $(ROLE_SCENARIOS); do $(MOLECULE) test -s $$s || exit 1; done
+
+molecule-fleet: deps image ## the whole-fleet scenario: provision, site.yml, the e2e suite, destroy
+	$(MOLECULE) test -s default
+
+test: deps image ## everything CI runs: the whole-fleet scenario beside lint, unit and the role scenarios
+	@scripts/beside-fleet.sh lint unit molecule-roles
 
 up: deps ## build, provision and converge the local fleet, smoke-test it, print the URLs
 	@start=$$(date +%s); \

@@ -1,9 +1,12 @@
 """A steady, bounded request load that counts every failure (for tests, not benchmarks).
 
-Each worker sends requests back to back on its own keep-alive connection (reconnecting after
-errors) until ``stop()`` or the deadline, whichever comes first; the request count is capped
-too. A failure is any non-2xx status or any connection error. Requests are paths (GET) or
-:class:`Call` objects (any method, body and headers), taken in turn.
+Each worker sends requests on its own keep-alive connection (reconnecting after errors) until
+``stop()`` or the deadline, whichever comes first; the request count is capped too. The workers
+share a request rate (``rate`` per second; ``None``: back to back). A paced load still puts a
+request into every short window a drain or a restart could drop, and leaves the machine's CPU
+to the fleet under test: flat out, four workers saturated two cores and every rollout under
+load took about twice as long. A failure is any non-2xx status or any connection error.
+Requests are paths (GET) or :class:`Call` objects (any method, body and headers), taken in turn.
 
 Like every HTTP/1.1 client (RFC 9112, 9.3.1), a worker sends an idempotent request (GET, HEAD)
 once more on a new connection when a *reused* keep-alive connection was closed under it before
@@ -50,8 +53,10 @@ class SteadyLoad:
         max_seconds: float = 300,
         max_requests: int = 200_000,
         headers: dict[str, str] | None = None,
+        rate: float | None = 50.0,
     ) -> None:
         self.port, self.paths, self.workers = port, paths, workers
+        self.interval = workers / rate if rate else 0.0
         self.deadline = time.monotonic() + max_seconds
         self.max_requests = max_requests
         self.headers = headers or {}
@@ -96,7 +101,15 @@ class SteadyLoad:
         conn: http.client.HTTPConnection | None = None
         reused = False  # the connection has answered before (a keep-alive connection)
         i = worker
+        # Workers start spread over one interval, so the paced requests do not come in bursts.
+        next_at = time.monotonic() + self.interval * worker / self.workers
         while not self._stop.is_set() and time.monotonic() < self.deadline:
+            if self.interval:
+                # Behind schedule (a slow answer): go on at once, without a catch-up burst.
+                next_at = max(next_at, time.monotonic())
+                if self._stop.wait(next_at - time.monotonic()):
+                    break
+                next_at += self.interval
             item = self.paths[i % len(self.paths)]
             call = item if isinstance(item, Call) else Call("GET", item)
             i += 1

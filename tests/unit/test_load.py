@@ -77,3 +77,13 @@ def test_a_refused_connection_fails():
     result = run(1, "/x", count=3)  # nothing listens on port 1
     assert result.failed == result.sent >= 3
     assert result.retried == 0
+
+
+def test_the_workers_share_the_rate_instead_of_sending_back_to_back(port):
+    # An upper bound only: a busy machine can make a paced load slower, never faster.
+    with SteadyLoad(port, ["/x"], workers=4, max_seconds=10, rate=20) as load:
+        time.sleep(1.0)
+    assert 0 < load.result.sent <= 20 + 4
+    with SteadyLoad(port, ["/x"], workers=4, max_seconds=10, rate=None) as flat_out:
+        time.sleep(1.0)
+    assert flat_out.result.sent > 4 * load.result.sent
