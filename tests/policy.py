@@ -20,6 +20,7 @@ POLICY: dict[tuple[str, int], frozenset[str]] = {
     ("monitoring", 9090): frozenset({"controller"}),
     ("monitoring", 9093): frozenset({"controller"}),
     ("all", 9100): frozenset({"monitoring"}),
+    ("db", 9104): frozenset({"monitoring"}),
     ("all", 22): frozenset({"controller"}),
 }
 

@@ -1,0 +1,74 @@
+"""node_exporter as the monitoring tier will scrape it: internal address, textfile, sandbox."""
+
+import os
+
+FLEET = os.environ.get("FLEET_NAME") or "fleetops"
+testinfra_hosts = [f"podman://{FLEET}-mol-node-exporter"]
+UNIT = "prometheus-node-exporter"
+
+
+def address(host):
+    return host.check_output("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1")
+
+
+def fetch(host, ip):
+    """GET /metrics from inside the host (the image has python3, not curl)."""
+    return host.run(
+        "python3 -c 'import sys, urllib.request;"
+        f' sys.stdout.write(urllib.request.urlopen("http://{ip}:9100/metrics", timeout=5)'
+        ".read().decode())'"
+    )
+
+
+def metrics(host):
+    out = fetch(host, address(host))
+    assert out.rc == 0, out.stderr
+    return out.stdout
+
+
+def test_runs_as_its_own_user(host):
+    assert host.service(UNIT).is_running
+    assert host.service(UNIT).is_enabled
+    assert host.check_output(f"systemctl show -p User --value {UNIT}") == "prometheus"
+
+
+def test_listens_on_the_internal_address_only(host):
+    listening = [s for s in host.socket.get_listening_sockets() if s.endswith(":9100")]
+    assert listening == [f"tcp://{address(host)}:9100"]
+    refused = fetch(host, "127.0.0.1")
+    assert refused.rc != 0
+    assert "Connection refused" in refused.stderr
+
+
+def test_machine_metrics_without_the_collectors_turned_off(host):
+    out = metrics(host)
+    assert "node_cpu_seconds_total{" in out
+    assert "node_filesystem_avail_bytes{" in out
+    assert 'node_scrape_collector_success{collector="systemd"}' not in out
+
+
+def test_a_textfile_metric_is_exported(host):
+    # What the backup script (roles/mariadb) does: a *.prom file, renamed into place.
+    host.run(
+        "printf 'fleetops_molecule_probe 42\\n' > /var/lib/prometheus/node-exporter/probe.prom.tmp"
+        " && mv /var/lib/prometheus/node-exporter/probe.prom.tmp"
+        " /var/lib/prometheus/node-exporter/probe.prom"
+    )
+    try:
+        out = metrics(host)
+        assert "fleetops_molecule_probe 42" in out
+        assert "node_textfile_scrape_error 0" in out
+    finally:
+        host.run("rm -f /var/lib/prometheus/node-exporter/probe.prom")
+
+
+def test_no_extra_collector_timers(host):
+    # Debian recommends prometheus-node-exporter-collectors (apt and smartctl timers).
+    assert not host.package("prometheus-node-exporter-collectors").is_installed
+
+
+def test_unit_sandbox_scores_at_most_2(host):
+    out = host.check_output(f"systemd-analyze security {UNIT} --no-pager | tail -1")
+    score = float(out.split(":")[1].split()[0])
+    print(f"systemd-analyze security {UNIT}: {score}")
+    assert score <= 2.0, host.check_output(f"systemd-analyze security {UNIT} --no-pager")
