@@ -38,7 +38,12 @@ $(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(APPS))
 
 venv: $(STAMP) ## the project venv (.venv): Ansible, Molecule, linters, the apps in editable mode
 
-deps: host-deps venv ## everything `make up` and `make test` need; checks requirements.yml's collection pins
+# promtool alone (the rules' tests), from Debian's prometheus .deb: installing the package would
+# start a Prometheus server on the controller.
+$(BIN)/promtool: | $(STAMP)
+	@scripts/install-deb-tool.sh prometheus usr/bin/promtool $@
+
+deps: host-deps venv $(BIN)/promtool ## everything `make up` and `make test` need; checks requirements.yml's collection pins
 	@$(PY) tools/check_collections.py requirements.yml
 
 image: host-deps ## the Debian 12 systemd image of the fleet's hosts (debootstrap; cached)
