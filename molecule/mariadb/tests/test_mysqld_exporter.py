@@ -85,6 +85,15 @@ def test_a_stopped_mariadb_is_exported_as_down(host):
     assert "mysql_up 1" in metrics(host)
 
 
+def test_it_never_ran_unconfigured(host):
+    # Debian's package starts the exporter on install: without a data source it exits, and the
+    # restarts hit systemd's start limit (the role's own start then failed on a fresh host).
+    journal = host.check_output(f"journalctl -u {UNIT} --no-pager -o cat")
+    assert "Error parsing my.cnf" not in journal
+    assert "Failed with result" not in journal
+    assert host.check_output(f"systemctl show -p NeedDaemonReload --value {UNIT}") == "no"
+
+
 def test_unit_sandbox_scores_at_most_2(host):
     out = host.check_output(f"systemd-analyze security {UNIT} --no-pager | tail -1")
     score = float(out.split(":")[1].split()[0])

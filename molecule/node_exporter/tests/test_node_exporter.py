@@ -40,6 +40,14 @@ def test_listens_on_the_internal_address_only(host):
     assert "Connection refused" in refused.stderr
 
 
+def test_it_never_listened_anywhere_else(host):
+    # Debian's package starts node_exporter on install, on every address, unless told not to.
+    starts = host.check_output(f"journalctl -u {UNIT} --no-pager -o cat | grep 'Listening on'")
+    assert starts
+    assert all(f"address={address(host)}:9100" in line for line in starts.splitlines()), starts
+    assert host.check_output(f"systemctl show -p NeedDaemonReload --value {UNIT}") == "no"
+
+
 def test_machine_metrics_without_the_collectors_turned_off(host):
     out = metrics(host)
     assert "node_cpu_seconds_total{" in out
