@@ -17,8 +17,8 @@ POLICY: dict[tuple[str, int], frozenset[str]] = {
     # db -> db: the cloud environments' cross-region replica replicates from the primary
     # (roles/gce_infra/README.md, multi-region design).
     ("db", 3306): frozenset({"data", "db"}),
-    ("monitoring", 9090): frozenset({"controller"}),
-    ("monitoring", 9093): frozenset({"controller"}),
+    # The monitoring proxy; Prometheus (9090) and Alertmanager (9093) answer on loopback only.
+    ("monitoring", 9443): frozenset({"controller"}),
     ("all", 9100): frozenset({"monitoring"}),
     ("db", 9104): frozenset({"monitoring"}),
     ("all", 22): frozenset({"controller"}),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Generate the local fleet's secrets into an Ansible Vault file (git-ignored):
-#   .fleet/<FLEET_NAME>/secrets.yml  — JWT key, DB passwords, data service token, smoke password.
+#   .fleet/<FLEET_NAME>/secrets.yml  — JWT key, DB passwords, data service token, smoke password,
+#   the monitoring proxy's viewer and admin passwords.
 # Never changes a secret that exists (the database already holds that password); a secret added
 # to the project later is appended to an existing file.
 set -euo pipefail
@@ -31,6 +32,8 @@ vault_data_api_token 48 40
 vault_db_app_password 48 32
 vault_db_replication_password 48 32
 vault_smoke_password 48 32
+vault_monitoring_viewer_password 48 24
+vault_monitoring_admin_password 48 24
 SECRETS
 [[ "$content" == "$before" ]] && exit 0
 

@@ -56,6 +56,8 @@ def ready_vault() -> dict:
         "vault_db_app_password": secrets.token_hex(16),
         "vault_db_replication_password": secrets.token_hex(16),
         "vault_smoke_password": secrets.token_hex(16),
+        "vault_monitoring_viewer_password": secrets.token_hex(16),
+        "vault_monitoring_admin_password": secrets.token_hex(16),
         "vault_tls_certificate": cert,
         "vault_tls_private_key": key,
         "vault_webhook_urls": [],

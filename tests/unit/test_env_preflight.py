@@ -19,6 +19,8 @@ GOOD = {
     "vault_db_app_password": "c4Rb9-Lq2Zt7Vx1Wn6Ks",
     "vault_db_replication_password": "Tq8-nV3xLw5Kz1Rm7Ys2",
     "vault_smoke_password": "Hw3-kP9sQe1vX7mTz5Ra",
+    "vault_monitoring_viewer_password": "vW4-jQ8rTe2yB6nUx1Lp",
+    "vault_monitoring_admin_password": "aD7-mK2wPz5cR9tGv3Hs",
 }
 
 

@@ -153,10 +153,13 @@ def test_short_windows_are_the_same_rules_with_other_windows(default_rules, shor
 
     default_records = {r["record"] for r in rules_of(default_rules) if "record" in r}
     short_records = {r["record"] for r in rules_of(short_rules) if "record" in r}
-    assert default_records == {
-        f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "6h", "3d")
+    # Every alert window and the SLO period (30d; 1h in the short vars), and the objective.
+    assert default_records == {"slo:objective"} | {
+        f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "6h", "3d", "30d")
     }
-    assert short_records == {f"slo:sli_error:ratio_rate{w}" for w in ("1m", "10m", "1h")}
+    assert short_records == {"slo:objective"} | {
+        f"slo:sli_error:ratio_rate{w}" for w in ("1m", "10m", "1h")
+    }
     # Same SLOs, same alert name, fewer burn rates: the data changed, not the templates.
     assert {s for s in shape(short_rules)} <= {s for s in shape(default_rules)}
 
@@ -222,7 +225,7 @@ def test_prometheus_yml_scrapes_the_inventory_groups_by_name(default_rules):
     rendered = default_rules
     config = yaml.safe_load((rendered / "prometheus-mon1.yml").read_text())
     jobs = {c["job_name"]: c for c in config["scrape_configs"]}
-    assert list(jobs) == ["prometheus", "node", "mysqld", "haproxy", "info", "data"]
+    assert list(jobs) == ["prometheus", "alertmanager", "node", "mysqld", "haproxy", "info", "data"]
 
     def targets(job: str) -> dict[str, tuple[str, str]]:
         return {
@@ -246,10 +249,20 @@ def test_prometheus_yml_scrapes_the_inventory_groups_by_name(default_rules):
         "info2": ("10.1.0.13:5555", "info"),
     }
     assert targets("data") == {"data1": ("10.1.0.14:9876", "data")}
+    # Each of the pair scrapes itself and its own Alertmanager, on loopback, under their paths.
     assert targets("prometheus") == {"mon1": ("127.0.0.1:9090", "monitoring")}
-    assert all(jobs[j]["metrics_path"] == "/metrics" for j in jobs if j != "prometheus")
+    assert targets("alertmanager") == {"mon1": ("127.0.0.1:9093", "monitoring")}
+    assert jobs["prometheus"]["metrics_path"] == "/prometheus/metrics"
+    assert jobs["alertmanager"]["metrics_path"] == "/alertmanager/metrics"
+    assert all(jobs[j]["metrics_path"] == "/metrics" for j in list(jobs)[2:])
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
-    assert "alerting" not in config
+    # No probes in this inventory: no blackbox job.
+    assert "blackbox" not in jobs
+    assert config["alerting"] == {
+        "alertmanagers": [
+            {"path_prefix": "/alertmanager", "static_configs": [{"targets": ["127.0.0.1:9093"]}]}
+        ]
+    }
     assert config["global"]["external_labels"] == {"environment": "local"}
     # As on the host, where promtool also loads the rule files the configuration names.
     local = rendered / "prometheus-local.yml"
@@ -259,11 +272,20 @@ def test_prometheus_yml_scrapes_the_inventory_groups_by_name(default_rules):
     assert "SUCCESS: 2 rule files found" in check.stdout
 
 
-def test_alertmanagers_are_rendered_when_given(tmp_path):
+def test_no_alertmanagers_no_alerting_and_probes_through_the_local_blackbox(tmp_path):
     extra = tmp_path / "am.yml"
-    extra.write_text(json.dumps({"prometheus_alertmanagers": ["10.1.0.17:9093"]}))
+    probes = [{"name": "public-https", "module": "https_2xx", "url": "https://lb/_health"}]
+    extra.write_text(json.dumps({"prometheus_alertmanagers": [], "prometheus_probes": probes}))
     rendered = render(tmp_path / "out", str(extra), inventory=INVENTORY)
     config = yaml.safe_load((rendered / "prometheus-mon1.yml").read_text())
-    assert config["alerting"] == {
-        "alertmanagers": [{"static_configs": [{"targets": ["10.1.0.17:9093"]}]}]
-    }
+    assert "alerting" not in config
+    (blackbox,) = [j for j in config["scrape_configs"] if j["job_name"] == "blackbox"]
+    assert blackbox["metrics_path"] == "/probe"
+    assert blackbox["static_configs"] == [
+        {"targets": ["https://lb/_health"],
+         "labels": {"probe": "public-https", "__param_module": "https_2xx"}}
+    ]  # fmt: skip
+    # The URL becomes the target parameter and the instance; the scrape goes to the exporter.
+    assert blackbox["relabel_configs"][-1] == {
+        "target_label": "__address__", "replacement": "10.1.0.17:9115"
+    }  # fmt: skip

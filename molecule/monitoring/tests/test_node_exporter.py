@@ -3,7 +3,7 @@
 import os
 
 FLEET = os.environ.get("FLEET_NAME") or "fleetops"
-testinfra_hosts = [f"podman://{FLEET}-mol-node-exporter"]
+testinfra_hosts = [f"podman://{FLEET}-mol-mon-target"]
 UNIT = "prometheus-node-exporter"
 
 

@@ -6,33 +6,26 @@ import time
 import urllib.parse
 
 import yaml
+from inhost import address, http, sandbox_score
 
 FLEET = os.environ.get("FLEET_NAME") or "fleetops"
-SERVER = f"{FLEET}-mol-prometheus"
-TARGET = f"{FLEET}-mol-prom-target"
-testinfra_hosts = [f"podman://{SERVER}"]
+MONS = [f"{FLEET}-mol-mon1", f"{FLEET}-mol-mon2"]
+TARGET = f"{FLEET}-mol-mon-target"
+testinfra_hosts = [f"podman://{name}" for name in MONS]
 UNIT = "prometheus"
 
 
 def get(host, path):
-    """GET from Prometheus inside its host: loopback-only, and the image has python3, not curl."""
-    out = host.run(
-        "python3 -c 'import sys, urllib.request;"
-        f' sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:9090{path}", timeout=5)'
-        ".read().decode())'"
-    )
-    assert out.rc == 0, out.stderr
-    return out.stdout
+    """GET from Prometheus inside its host: it listens on loopback only."""
+    status, text = http(host, f"http://127.0.0.1:9090/prometheus{path}")
+    assert status == 200, (path, status, text)
+    return text
 
 
 def query(host, promql):
     answer = json.loads(get(host, "/api/v1/query?query=" + urllib.parse.quote(promql)))
     assert answer["status"] == "success", answer
     return answer["data"]["result"]
-
-
-def address(host):
-    return host.check_output("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1")
 
 
 def test_runs_as_its_own_user(host):
@@ -65,9 +58,10 @@ def test_the_other_hosts_node_exporter_is_scraped_by_inventory_name(host):
             break
         assert time.monotonic() < deadline, f"node job never up for {TARGET}: {up}"
         time.sleep(3)
-    assert set(up) == {SERVER, TARGET}
+    # Both of the pair scrape every host: identical servers.
+    assert set(up) == {*MONS, TARGET}
     assert up[TARGET]["metric"]["tier"] == "data"
-    assert up[SERVER]["metric"]["tier"] == "monitoring"
+    assert {up[m]["metric"]["tier"] for m in MONS} == {"monitoring"}
     # The target is the host's internal address, the label its inventory name.
     targets = json.loads(get(host, "/api/v1/targets?state=active"))["data"]["activeTargets"]
     node = {t["labels"]["instance"]: t for t in targets if t["labels"]["job"] == "node"}
@@ -78,12 +72,26 @@ def test_the_other_hosts_node_exporter_is_scraped_by_inventory_name(host):
 def test_a_job_per_exporter_and_groups_without_hosts_have_no_targets(host):
     config = yaml.safe_load(json.loads(get(host, "/api/v1/status/config"))["data"]["yaml"])
     assert [c["job_name"] for c in config["scrape_configs"]] == [
-        "prometheus", "node", "mysqld", "haproxy", "info", "data",
+        "prometheus", "alertmanager", "node", "mysqld", "haproxy", "info", "data", "blackbox",
     ]  # fmt: skip
     targets = json.loads(get(host, "/api/v1/targets?state=active"))["data"]["activeTargets"]
     jobs = {t["labels"]["job"] for t in targets}
     # data's app is not deployed here, but the data host is in group data: its target exists.
-    assert jobs == {"prometheus", "node", "data"}
+    assert jobs == {"prometheus", "alertmanager", "node", "data", "blackbox"}
+
+
+def test_the_probes_run_through_the_blackbox_exporter(host):
+    deadline = time.monotonic() + 90
+    while True:
+        probes = {r["metric"]["probe"]: r["value"][1] for r in query(host, "probe_success")}
+        if probes == {"target-http": "1", "target-https": "1"}:
+            break
+        assert time.monotonic() < deadline, f"probes never all succeeded: {probes}"
+        time.sleep(3)
+    # The TLS-expiry alerts read this from the HTTPS probe (a 30-day certificate).
+    days = query(host, "(probe_ssl_earliest_cert_expiry - time()) / 86400")
+    assert [r["metric"]["probe"] for r in days] == ["target-https"]
+    assert 25 < float(days[0]["value"][1]) <= 31
 
 
 def test_the_slo_and_fleet_rules_are_loaded(host):
@@ -117,11 +125,12 @@ def test_retention_and_flags_in_effect(host):
     assert flags["storage.tsdb.retention.size"] == "2GiB"
     assert flags["web.listen-address"] == "127.0.0.1:9090"
     assert flags["web.enable-lifecycle"] == "true"
+    assert flags["web.enable-admin-api"] == "true"
+    assert flags["web.route-prefix"] == "/prometheus"
     assert flags["storage.tsdb.path"] == "/var/lib/prometheus/metrics2"
 
 
 def test_unit_sandbox_scores_at_most_2(host):
-    out = host.check_output(f"systemd-analyze security {UNIT} --no-pager | tail -1")
-    score = float(out.split(":")[1].split()[0])
+    score = sandbox_score(host, UNIT)
     print(f"systemd-analyze security {UNIT}: {score}")
     assert score <= 2.0, host.check_output(f"systemd-analyze security {UNIT} --no-pager")
