@@ -91,13 +91,14 @@ class SteadyLoad:
                 self.result.reasons[reason] += 1
             return self.result.sent < self.max_requests
 
-    def _send(self, conn: http.client.HTTPConnection, call: Call) -> http.client.HTTPResponse:
+    def _send(
+        self, conn: http.client.HTTPConnection, call: Call
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         conn.request(
             call.method, call.path, body=call.body, headers={**self.headers, **call.headers}
         )
         res = conn.getresponse()
-        res.read()
-        return res
+        return res, res.read()
 
     def _run(self, worker: int) -> None:
         conn: http.client.HTTPConnection | None = None
@@ -120,7 +121,7 @@ class SteadyLoad:
                 if conn is None:
                     conn, reused = self._connect(), False
                 try:
-                    res = self._send(conn, call)
+                    res, body = self._send(conn, call)
                 except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                     if not (reused and call.method in IDEMPOTENT):
                         raise
@@ -128,10 +129,12 @@ class SteadyLoad:
                     conn, reused = self._connect(), False
                     with self._lock:
                         self.result.retried += 1
-                    res = self._send(conn, call)
+                    res, body = self._send(conn, call)
                 reused = True
                 if not 200 <= res.status < 300:
-                    reason = f"{call.method} {call.path} {res.status}"
+                    # The body's start says who answered (HAProxy's error or the app's).
+                    said = body[:80].decode(errors="replace")
+                    reason = f"{call.method} {call.path} {res.status} {said}"
                 if res.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None

@@ -78,9 +78,11 @@ def receiver(fleet):
     hook.server.shutdown()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def token(fleet):
-    """An editor's token: it may convert and write quotes."""
+    """An editor's token: it may convert and write quotes. Fresh for each test: a module's
+    tests on a busy machine outlast the token's hour (info_jwt_ttl_seconds), and the load's
+    conversions then fail with 401."""
     status, _, body = fetch(
         fleet.http + "/login",
         data=json.dumps({"username": "noadmin", "password": "noPow3r"}).encode(),
