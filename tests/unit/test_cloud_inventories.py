@@ -364,3 +364,22 @@ def test_a_local_fleet_named_like_a_cloud_fleet_keeps_its_own_dirs(env, variable
     assert cloud_relative == Path(top) / "_gce" / env
     assert not cloud_relative.is_relative_to(local_relative)
     assert not local_relative.is_relative_to(cloud_relative)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_monitoring_hosts_probe_the_public_entry_by_its_name(env, tmp_path):
+    inventory = stand_in_inventory(env, tmp_path)
+    rendered = render_per_host(
+        inventory, "monitoring", "roles/prometheus/defaults/main.yml",
+        "{{ prometheus_probes | to_json }}", tmp_path,
+    )  # fmt: skip
+    domain = yaml.safe_load((ROOT / f"inventories/{env}/group_vars/all/main.yml").read_text())[
+        "fleet_domain"
+    ]
+    assert rendered
+    for probes in rendered.values():
+        # Through the global load balancer, as users come, with the certificate they check.
+        assert {(p["module"], p["url"]) for p in json.loads(probes)} == {
+            ("http_2xx", f"http://{domain}/_health"),
+            ("https_2xx", f"https://{domain}/_health"),
+        }
