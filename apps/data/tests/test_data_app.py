@@ -1,6 +1,7 @@
 """Every route and error case of the data API, through the WSGI app (docs/api.md, "data")."""
 
 import json
+import logging
 
 import pytest
 import webtest
@@ -41,6 +42,15 @@ def test_health_is_503_without_schema(config, store):
 
 def test_version(client):
     assert client.get("/api/version").json == {"version": "1.2.3-test"}
+
+
+def test_infos_request_id_is_logged_and_returned(client, caplog):
+    caplog.set_level(logging.INFO, logger="fleetops.data.requests")
+    response = client.get("/api/version", headers={"X-Request-ID": "lb-assigned-id-0042"})
+    assert response.headers["X-Request-ID"] == "lb-assigned-id-0042"
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith(".requests")]
+    assert line["request_id"] == "lb-assigned-id-0042"
+    assert (line["service"], line["path"], line["status"]) == ("data", "/api/version", 200)
 
 
 def test_metrics_count_requests_per_route_without_a_token(client, anonymous):

@@ -87,6 +87,8 @@ class FakeData:
         self.quotes: list[dict[str, Any]] = []
         # (method, path, client port) of every request, to see retries and connection reuse.
         self.requests: list[tuple[str, str, int]] = []
+        # The X-Request-ID of every request ("" when it had none).
+        self.request_ids: list[str] = []
         self.delay = 0.0
         self.db_error: str | None = None
         # When set, every /api/ call answers (status, body, content type) instead.
@@ -124,6 +126,7 @@ class FakeData:
             self.requests.append(
                 (request.method, request.path, int(request.environ.get("REMOTE_PORT", 0)))
             )
+            self.request_ids.append(request.get_header("X-Request-ID", ""))
             if self.delay:
                 time.sleep(self.delay)
             if self.canned is not None:

@@ -7,6 +7,7 @@ import time
 import pytest
 from info_testkit import SERVICE_TOKEN, Blackhole, DroppingPeer, ScriptedPeer, free_port
 
+from fleetops_common import requestlog
 from fleetops_info.config import parse_data_url
 from fleetops_info.dataclient import (
     DOWN_HOLD_SECONDS,
@@ -445,3 +446,13 @@ def test_https_to_a_plain_http_peer_fails_cleanly():
     finally:
         client.close()
         peer.close()
+
+
+def test_the_request_id_being_served_goes_to_data(data_client, fake_data):
+    data_client.version()  # outside a request: no id to pass on
+    token = requestlog.current.set("info-request-0001")
+    try:
+        data_client.version()
+    finally:
+        requestlog.current.reset(token)
+    assert fake_data.request_ids == ["", "info-request-0001"]

@@ -742,3 +742,11 @@ def test_nothing_a_client_sends_produces_a_500(app, method, path, headers, body)
         assert response.content_type == "application/json"
         assert response.json["error"]
     assert "X-Injected" not in response.headers
+
+
+def test_the_request_id_travels_to_data_and_back(app, fake_data):
+    fake_data.add_quote("Ada Lovelace", "The engine weaves algebraic patterns.")
+    rid = "lb-assigned-id-0042"
+    response = app.get("/quote", headers={"X-Request-ID": rid})
+    assert response.headers["X-Request-ID"] == rid
+    assert fake_data.request_ids == [rid]

@@ -2,6 +2,10 @@
 
 import json
 import os
+import re
+import time
+
+import testinfra
 
 FLEET = os.environ.get("FLEET_NAME") or "fleetops"
 testinfra_hosts = [f"podman://{FLEET}-mol-lb"]
@@ -27,6 +31,30 @@ def test_config_is_valid_and_service_runs(host):
 def test_routes_to_info_over_http_and_https(host):
     assert curl(host, "http://127.0.0.1/_health") == (200, "HEALTHY")
     assert curl(host, "https://127.0.0.1/_health") == (200, "HEALTHY")
+
+
+def test_each_request_gets_an_id_that_info_logs(host):
+    ids = []
+    for _ in range(2):
+        out = host.check_output(
+            "curl -s -o /dev/null -D - -H 'X-Request-ID: client-chosen-0001' http://127.0.0.1/_health"
+        )
+        (rid,) = [line.split(":", 1)[1].strip() for line in out.splitlines()
+                  if line.lower().startswith("x-request-id:")]  # fmt: skip
+        ids.append(rid)
+    # HAProxy's uuid, not the client's, and a new one per request.
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", rid) for rid in ids), ids
+    assert ids[0] != ids[1]
+    # info logged the request under that id (one JSON line per request).
+    info = testinfra.get_host(f"podman://{FLEET}-mol-lb-info")
+    deadline = time.monotonic() + 10
+    while ids[-1] not in (
+        journal := info.check_output("journalctl -u fleetops-info --no-pager -o cat")
+    ):
+        assert time.monotonic() < deadline, journal[-2000:]
+        time.sleep(0.5)
+    (line,) = [json.loads(x[x.index("{") :]) for x in journal.splitlines() if ids[-1] in x]
+    assert (line["path"], line["status"], line["service"]) == ("/_health", 200, "info")
 
 
 def test_internal_paths_are_never_forwarded(host):

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import bottle
 
 from fleetops_common.metrics import Metrics, WSGIApp
+from fleetops_common.requestlog import RequestLog
 from fleetops_common.web import abort_json, json_response, new_app, read_json_object
 from fleetops_data import validation
 from fleetops_data.config import Config
@@ -121,4 +122,5 @@ def build_app(config: Config, store: Store) -> WSGIApp:
     def prometheus() -> Any:
         return metrics.expose()
 
-    return metrics.wrap(app)
+    # Outermost: the request's id (info's, passed on) is set first, its line has the final status.
+    return RequestLog("data", config.version).wrap(metrics.wrap(app))

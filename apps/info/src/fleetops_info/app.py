@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 import bottle
 
 from fleetops_common.metrics import Metrics, WSGIApp
+from fleetops_common.requestlog import RequestLog
 from fleetops_common.web import abort_json, json_response, new_app, read_json_object
 from fleetops_info import cidr, inputs, tokens
 from fleetops_info.config import Config
@@ -163,4 +164,5 @@ def build_app(config: Config, data: DataClient) -> WSGIApp:
     def metrics_route() -> bytes:
         return metrics.expose()
 
-    return metrics.wrap(app)
+    # Outermost: the request's id is set before anything runs, and its line has the final status.
+    return RequestLog("info", config.version).wrap(metrics.wrap(app))

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fleetops_common import requestlog
 from fleetops_info.config import Config, DataURL
 from fleetops_info.tokens import ROLES
 
@@ -318,6 +319,10 @@ class DataClient:
         self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None
     ) -> tuple[int, bytes]:
         headers = dict(self._headers)
+        # The id of the request info is serving: data logs it too (fleetops_common.requestlog).
+        request_id = requestlog.current.get()
+        if request_id:
+            headers[requestlog.HEADER] = request_id
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
