@@ -49,3 +49,10 @@ def address(host):
 def sandbox_score(host, unit):
     out = host.check_output(f"systemd-analyze security {unit} --no-pager | tail -1")
     return float(out.split(":")[1].split()[0])
+
+
+def assert_sandboxed(host, unit, limit=2.0):
+    """The unit's systemd-analyze security exposure is at most ``limit`` (printed for the log)."""
+    score = sandbox_score(host, unit)
+    print(f"systemd-analyze security {unit}: {score}")
+    assert score <= limit, host.check_output(f"systemd-analyze security {unit} --no-pager")
