@@ -22,7 +22,7 @@ PLAYBOOK := $(BIN)/ansible-playbook
 TEST_FLEET_NAME      ?= $(FLEET_NAME)-test
 TEST_FLEET_PORT_BASE ?= $(shell echo $$(( $(FLEET_PORT_BASE) + 20000 )))
 
-.PHONY: help deps host-deps venv image lint unit molecule molecule-roles molecule-fleet test up down bench clean
+.PHONY: help deps host-deps venv image lint unit molecule molecule-roles molecule-fleet test up down logs alerts bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,7 +89,16 @@ up: deps ## build, provision and converge the local fleet, smoke-test it, print 
 	echo; \
 	echo "fleet '$(FLEET_NAME)' is up in $$(( $$(date +%s) - start )) s:"; \
 	echo "  http://127.0.0.1:$$(($(FLEET_PORT_BASE) + 80))/"; \
-	echo "  https://127.0.0.1:$$(($(FLEET_PORT_BASE) + 443))/   (self-signed certificate)"
+	echo "  https://127.0.0.1:$$(($(FLEET_PORT_BASE) + 443))/   (self-signed certificate)"; \
+	echo "  monitoring: https://127.0.0.1:$$(($(FLEET_PORT_BASE) + 90))/   (mon1; CA: .fleet/$(FLEET_NAME)/ca/ca.crt)"; \
+	echo "    users viewer and admin: $(BIN)/ansible-vault view .fleet/$(FLEET_NAME)/secrets.yml | grep monitoring"
+
+logs: deps ## one request's lines in the central logs of every monitoring host: make logs ID=<X-Request-ID>
+	@test -n "$(ID)" || { echo "usage: make logs ID=<the X-Request-ID of a response>"; exit 2; }
+	@$(PLAYBOOK) playbooks/logs.yml -e request_id=$(ID)
+
+alerts: deps ## print the alerts the local fleet's Alertmanager sends, as they come (Ctrl-C stops)
+	@$(PY) tools/alert_receiver.py
 
 down: deps ## remove the local fleet; keeps the database disk unless DESTROY_DATA=1
 	$(PLAYBOOK) playbooks/deprovision.yml $(if $(filter 1 yes true,$(DESTROY_DATA)),-e destroy_data=true,)

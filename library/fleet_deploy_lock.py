@@ -44,6 +44,12 @@ options:
     description: Replace a lock held by another run.
     type: bool
     default: false
+  metrics_path:
+    description: >-
+      A node_exporter textfile (C(.prom)) to write the lock's state to after every call:
+      C(fleetops_deploy_lock_since_timestamp_seconds), when the lock was taken, 0 when free.
+      Skipped while its directory does not exist (a fresh host before node_exporter).
+    type: path
 author: fleetops
 """
 
@@ -164,6 +170,42 @@ def release(path: str, token: str, *, check: bool = False) -> dict[str, Any]:
     return {"changed": True, "acquired": False}
 
 
+def lock_metrics(record: dict[str, Any] | None, taken_at: float) -> str:
+    """node_exporter textfile of the lock's state; ``taken_at`` stands in for an unreadable
+    record's time (the lock file's mtime)."""
+    since = 0.0
+    if record is not None:
+        try:
+            since = (
+                datetime.datetime.strptime(str(record["since"]), "%Y-%m-%dT%H:%M:%SZ")
+                .replace(tzinfo=datetime.UTC)
+                .timestamp()
+            )
+        except (KeyError, ValueError):
+            since = taken_at
+    return (
+        "# HELP fleetops_deploy_lock_since_timestamp_seconds When the environment's deploy lock"
+        " was taken (0: nobody holds it).\n"
+        "# TYPE fleetops_deploy_lock_since_timestamp_seconds gauge\n"
+        f"fleetops_deploy_lock_since_timestamp_seconds {since:.0f}\n"
+    )
+
+
+def write_metrics(metrics_path: str, lock_path: str) -> bool:
+    """Write the lock's state for node_exporter (atomically); False when there is nowhere yet."""
+    directory = os.path.dirname(metrics_path) or "."
+    if not os.path.isdir(directory):
+        return False
+    record = read(lock_path)
+    taken_at = os.stat(lock_path).st_mtime if record is not None else 0.0
+    tmp = f"{metrics_path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(lock_metrics(record, taken_at))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, metrics_path)
+    return True
+
+
 def _public(record: dict[str, Any]) -> dict[str, Any]:
     """The record without its token: results and messages are printed."""
     return {k: v for k, v in record.items() if k != "token"}
@@ -181,12 +223,14 @@ def main() -> None:
             "action": {"type": "str", "default": "unknown"},
             "environment": {"type": "str", "default": "unknown"},
             "break_lock": {"type": "bool", "default": False},
+            "metrics_path": {"type": "path"},
         },
         supports_check_mode=True,
     )
     p = module.params
     if p["state"] == "absent":
         released = release(p["path"], p["token"], check=module.check_mode)
+        _metrics(module)
         module.exit_json(token=p["token"], **released)
     record = {
         "token": p["token"],
@@ -198,6 +242,7 @@ def main() -> None:
     try:
         result = acquire(p["path"], record, break_lock=p["break_lock"], check=module.check_mode)
     except LockHeldError as held:
+        _metrics(module)
         module.fail_json(
             msg=(
                 f"the {p['environment']} environment is locked: {held}. Wait for that run to"
@@ -206,7 +251,13 @@ def main() -> None:
             acquired=False,
             holder=held.record,
         )
+    _metrics(module)
     module.exit_json(token=p["token"], **result)
+
+
+def _metrics(module: AnsibleModule) -> None:
+    if module.params["metrics_path"] and not module.check_mode:
+        write_metrics(module.params["metrics_path"], module.params["path"])
 
 
 if __name__ == "__main__":

@@ -34,6 +34,13 @@ options:
   log_path:
     description: The deployment log (JSON lines) to append to.
     type: path
+  metrics_path:
+    description: >-
+      With I(log_path): a node_exporter textfile (C(.prom)) rewritten from the whole log after
+      the append: C(fleetops_deploy_events_total) and
+      C(fleetops_deploy_event_last_timestamp_seconds) by tier and event. Skipped while its
+      directory does not exist (a fresh host before node_exporter).
+    type: path
 author: fleetops
 """
 
@@ -168,6 +175,59 @@ def append_log(path: str, message: dict[str, Any]) -> None:
         os.close(fd)
 
 
+_EVENT_KINDS = frozenset(_ICONS)
+
+
+def log_metrics(lines: list[str]) -> str:
+    """node_exporter textfile of a deployment log: events counted, and the last one's time, by
+    tier and event. Unparsable lines and unknown event kinds are skipped (bounded labels)."""
+    counts: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], float] = {}
+    for line in lines:
+        try:
+            message = json.loads(line)
+            at = datetime.datetime.strptime(message["at"], "%Y-%m-%dT%H:%M:%SZ")
+        except (ValueError, KeyError, TypeError):
+            continue
+        if message.get("event") not in _EVENT_KINDS:
+            continue
+        key = (str(message.get("tier", "all")), message["event"])
+        counts[key] = counts.get(key, 0) + 1
+        last[key] = max(last.get(key, 0.0), at.replace(tzinfo=datetime.UTC).timestamp())
+    out = [
+        "# HELP fleetops_deploy_events_total Deployment events in the environment's log.",
+        "# TYPE fleetops_deploy_events_total counter",
+    ]
+    out += [
+        f'fleetops_deploy_events_total{{tier={json.dumps(t)},event="{e}"}} {counts[(t, e)]}'
+        for t, e in sorted(counts)
+    ]
+    out += [
+        "# HELP fleetops_deploy_event_last_timestamp_seconds When the last such event was logged.",
+        "# TYPE fleetops_deploy_event_last_timestamp_seconds gauge",
+    ]
+    out += [
+        f'fleetops_deploy_event_last_timestamp_seconds{{tier={json.dumps(t)},event="{e}"}}'
+        f" {last[(t, e)]:.0f}"
+        for t, e in sorted(last)
+    ]
+    return "\n".join(out) + "\n"
+
+
+def write_log_metrics(metrics_path: str, log_path: str) -> bool:
+    """Rewrite the textfile from the log (atomically); False when there is nowhere yet."""
+    if not os.path.isdir(os.path.dirname(metrics_path) or "."):
+        return False
+    with open(log_path, encoding="utf-8", errors="replace") as handle:
+        text = log_metrics(handle.read().splitlines())
+    tmp = f"{metrics_path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, metrics_path)
+    return True
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -176,6 +236,7 @@ def main() -> None:
             "webhooks": {"type": "list", "elements": "str", "default": [], "no_log": True},
             "timeout": {"type": "float", "default": 3},
             "log_path": {"type": "path"},
+            "metrics_path": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -186,6 +247,8 @@ def main() -> None:
         deliveries = post_all(p["webhooks"], message, p["timeout"])
         if p["log_path"]:
             append_log(p["log_path"], message)
+            if p["metrics_path"]:
+                write_log_metrics(p["metrics_path"], p["log_path"])
     failed = [d for d in deliveries if "error" in d]
     for delivery in failed:
         module.warn(f"webhook {delivery['url']} not notified: {delivery['error']}")

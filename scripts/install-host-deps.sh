@@ -10,6 +10,7 @@ packages=(
   haproxy                                     # `haproxy -c` for config checks on the controller
   wrk                                         # load for rollout tests and benchmarks
   openssh-client                              # Ansible's transport to the fleet
+  chromium                                    # the overview page as a person sees it (tests)
 )
 
 missing=()

@@ -19,9 +19,18 @@ POLICY: dict[tuple[str, int], frozenset[str]] = {
     ("db", 3306): frozenset({"data", "db"}),
     # The monitoring proxy; Prometheus (9090) and Alertmanager (9093) answer on loopback only.
     ("monitoring", 9443): frozenset({"controller"}),
+    # Alertmanager's gossip between the pair (also over UDP: UDP_POLICY).
+    ("monitoring", 9094): frozenset({"monitoring"}),
+    # Central logs: every host uploads its journal to each monitoring host.
+    ("monitoring", 19532): frozenset({"lb", "info", "data", "db", "monitoring"}),
     ("all", 9100): frozenset({"monitoring"}),
     ("db", 9104): frozenset({"monitoring"}),
     ("all", 22): frozenset({"controller"}),
+}
+
+# The same for UDP: only the gossip.
+UDP_POLICY: dict[tuple[str, int], frozenset[str]] = {
+    ("monitoring", 9094): frozenset({"monitoring"}),
 }
 
 PORTS = sorted({port for (_, port) in POLICY})

@@ -73,7 +73,7 @@ KINDS = {
     "gcp_storage_bucket": "backup bucket (versioned)",
     "gcloud storage buckets add-iam-policy-binding": "bucket IAM binding (gcloud)",
     "gcp_compute_resource_policy": "snapshot schedule",
-    "gcp_compute_disk": "db data disk",
+    "gcp_compute_disk": "data disk (db, monitoring)",
     "gcloud compute disks add-resource-policies": "schedule attached to a disk (gcloud)",
     "gcp_compute_instance": "instance (+ boot disk of the same name)",
     "gcp_compute_global_address": "global static address (the only public one)",

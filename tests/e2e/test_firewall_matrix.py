@@ -23,6 +23,8 @@ LISTENING = {
     "info": {5555},
     "data": {9876},
     "db": {3306, 9104},
+    # The proxy, Alertmanager's gossip (TCP; UDP cannot be probed by a connect) and the logs.
+    "monitoring": {9443, 9094, 19532},
     "all": {22, 9100},
 }
 

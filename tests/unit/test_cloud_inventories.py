@@ -383,3 +383,19 @@ def test_the_monitoring_hosts_probe_the_public_entry_by_its_name(env, tmp_path):
             ("http_2xx", f"http://{domain}/_health"),
             ("https_2xx", f"https://{domain}/_health"),
         }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_monitoring_hosts_mount_the_data_disk_gce_attaches(env, tmp_path):
+    inventory = stand_in_inventory(env, tmp_path)
+    rendered = render_per_host(
+        inventory, "monitoring", "roles/data_disk/defaults/main.yml", "{{ data_disk_device }}",
+        tmp_path,
+    )  # fmt: skip
+    monitoring = [i for i in desired(env)["instances"] if i["tier"] == "monitoring"]
+    assert set(rendered) == {i["name"] for i in monitoring}
+    for instance in monitoring:
+        # GCE names an attached disk /dev/disk/by-id/google-<device name>: the role must format
+        # and mount the persistent data disk, never find nothing and fill the boot disk.
+        (data,) = [d for d in instance["disks"] if not d["boot"]]
+        assert rendered[instance["name"]] == f"/dev/disk/by-id/google-{data['device_name']}"

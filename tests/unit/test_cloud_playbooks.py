@@ -167,7 +167,7 @@ def test_provision_yml_goes_to_gce_for_a_cloud_inventory(env, tmp_path):
 def test_deprovision_yml_goes_to_gce_for_a_cloud_inventory(tmp_path):
     inventory = stand_in_inventory("dev", tmp_path)
     run = playbook(inventory, "playbooks/deprovision.yml", "--tags", "gce_infra_preflight")
-    assert "The db data disks are kept" in run.stdout
+    assert "The data disks (db, monitoring) are kept" in run.stdout
     reached_gce_and_stopped_before_google(run)
     for local_task in ("Check the fleet's parameters", "List containers",
                        "Remove the fleet's network"):  # fmt: skip

@@ -113,3 +113,32 @@ def test_of_many_racing_runs_exactly_one_wins(tmp_path):
         thread.join()
     assert outcomes.count("won") == 1
     assert outcomes.count("refused") == 15
+
+
+def _metric(text: str) -> float:
+    (line,) = [x for x in text.splitlines() if x.startswith("fleetops_deploy_lock_since")]
+    return float(line.split()[-1])
+
+
+def test_the_lock_state_is_a_metric_for_node_exporter(tmp_path):
+    path, metrics = str(tmp_path / "deploy.lock"), tmp_path / "textfile" / "lock.prom"
+    # No textfile directory yet (a fresh host before node_exporter): nothing written, no error.
+    assert lock.write_metrics(str(metrics), path) is False
+    metrics.parent.mkdir()
+    assert lock.write_metrics(str(metrics), path)
+    assert _metric(metrics.read_text()) == 0
+    taken = {**record("a"), "since": "2026-12-02T10:00:00Z"}
+    lock.acquire(path, taken)
+    lock.write_metrics(str(metrics), path)
+    assert _metric(metrics.read_text()) == 1796205600
+    assert oct(metrics.stat().st_mode & 0o777) == "0o644"  # node_exporter runs as its own user
+    lock.release(path, "a")
+    lock.write_metrics(str(metrics), path)
+    assert _metric(metrics.read_text()) == 0
+
+
+def test_an_unreadable_lock_counts_from_its_file_time(tmp_path):
+    path = tmp_path / "deploy.lock"
+    path.write_text("garbage")
+    text = lock.lock_metrics(lock.read(str(path)), 1234.0)
+    assert _metric(text) == 1234

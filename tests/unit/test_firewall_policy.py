@@ -6,27 +6,28 @@ import pytest
 
 from tests.conftest import FLEET_POLICY, load_module
 from tests.policy import POLICY as EXPECTED
+from tests.policy import UDP_POLICY as EXPECTED_UDP
 
 fw = load_module("roles/hardening/filter_plugins/firewall.py")
 ROLE_POLICY = FLEET_POLICY
 GROUPS = {
-    "all": ["lb1", "info1", "info2", "data1", "data2", "db1", "mon1"],
+    "all": ["lb1", "info1", "info2", "data1", "data2", "db1", "mon1", "mon2"],
     "lb": ["lb1"],
     "info": ["info1", "info2"],
     "data": ["data1", "data2"],
     "db": ["db1"],
-    "monitoring": ["mon1"],
+    "monitoring": ["mon1", "mon2"],
     "ungrouped": [],
 }
 ADDR = {h: f"10.0.0.{i}" for i, h in enumerate(GROUPS["all"], start=10)}
 CONTROLLER = ["10.0.0.1/32"]
 
 
-def allowed(rules, port):
+def allowed(rules, port, protocol="tcp"):
     """Sources allowed to reach ``port`` on a host, as a set of addresses or {'anyone'}."""
     out = set()
     for rule in rules:
-        if port in rule["ports"]:
+        if port in rule["ports"] and protocol in rule["protocols"]:
             out |= {"anyone"} if rule["anyone"] else set(rule["saddr4"]) | set(rule["saddr6"])
     return out
 
@@ -43,17 +44,18 @@ def expected_sources(sources):
     return out
 
 
+@pytest.mark.parametrize(("protocol", "expected"), [("tcp", EXPECTED), ("udp", EXPECTED_UDP)])
 @pytest.mark.parametrize("host", GROUPS["all"])
-def test_every_cell_of_the_policy_holds_for_every_host(host):
+def test_every_cell_of_the_policy_holds_for_every_host(host, protocol, expected):
     rules = fw.firewall_rules(ROLE_POLICY, host, GROUPS, ADDR, CONTROLLER)
     groups_of_host = {g for g, members in GROUPS.items() if host in members} | {"all"}
     ports = {p for (_, p) in EXPECTED} | {p for r in rules for p in r["ports"]}
     for port in ports:
         want = set()
-        for (group, p), sources in EXPECTED.items():
+        for (group, p), sources in expected.items():
             if p == port and group in groups_of_host:
                 want |= expected_sources(sources)
-        assert allowed(rules, port) == want, (host, port)
+        assert allowed(rules, port, protocol) == want, (host, port, protocol)
 
 
 def test_a_host_added_later_is_allowed_where_its_group_is():
@@ -62,7 +64,7 @@ def test_a_host_added_later_is_allowed_where_its_group_is():
     lb_rules = fw.firewall_rules(ROLE_POLICY, "lb1", groups, addr, CONTROLLER)
     assert "10.0.0.99/32" in allowed(lb_rules, 9876)
     info3 = fw.firewall_rules(ROLE_POLICY, "info3", groups, addr, CONTROLLER)
-    assert allowed(info3, 5555) == {"10.0.0.10/32", "10.0.0.16/32"}  # lb1, mon1
+    assert allowed(info3, 5555) == {"10.0.0.10/32", "10.0.0.16/32", "10.0.0.17/32"}  # lb1, mons
 
 
 def test_empty_or_missing_source_groups_allow_nobody():
@@ -88,6 +90,14 @@ def test_ipv6_sources_are_kept_apart():
         ({"name": "x", "to": "lb", "ports": [0], "from": ["anyone"]}, "bad ports"),
         ({"name": "x", "to": "lb", "ports": [], "from": ["anyone"]}, "bad ports"),
         ({"name": "x", "to": "lb", "ports": [80], "from": "anyone"}, "must be a list"),
+        (
+            {"name": "x", "to": "lb", "ports": [80], "from": ["anyone"], "protocols": ["icmp"]},
+            "protocols",
+        ),
+        (
+            {"name": "x", "to": "lb", "ports": [80], "from": ["anyone"], "protocols": []},
+            "protocols",
+        ),
     ],
 )
 def test_malformed_policy_is_refused(entry, message):

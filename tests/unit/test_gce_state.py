@@ -9,10 +9,13 @@ import pytest
 
 from tests.conftest import FLEET_POLICY, inventory_vars, load_module
 from tests.policy import POLICY as EXPECTED
+from tests.policy import UDP_POLICY as EXPECTED_UDP
 
 gce = load_module("roles/gce_infra/filter_plugins/gce_state.py")
 ROLE_POLICY = FLEET_POLICY
 TIERS = ("lb", "info", "data", "db", "monitoring")
+# The tiers whose instances keep their state on a data disk that outlives them.
+DATA_TIERS = ("db", "monitoring")
 ENVIRONMENTS = ("dev", "staging", "prod")
 IAP = "35.235.240.0/20"
 
@@ -33,6 +36,9 @@ def config_of(env: str, **overrides) -> dict:
         "iap_ssh": True,
         "firewall_policy": ROLE_POLICY,
         "db_disk_size_gb": gv["gce_infra_db_disk_size_gb"],
+        "db_disk_type": gv["gce_infra_db_disk_type"],
+        "monitoring_disk_size_gb": gv["gce_infra_monitoring_disk_size_gb"],
+        "monitoring_disk_type": gv["gce_infra_monitoring_disk_type"],
         # fleet_backup_bucket's value (inventories/shared/cloud.yml), rendered.
         "backup_bucket": f"{gv['gce_infra_project']}-{gv['fleet_environment']}-db-backups",
     }
@@ -52,13 +58,15 @@ def state(env):
 # --- firewall -----------------------------------------------------------------------------
 
 
-def allowed_sources(state, group, port):
+def allowed_sources(state, group, port, protocol="tcp"):
     """Who the VPC lets reach ``port`` on an instance of ``group``, in the policy's words."""
     out = set()
     for rule in state["firewalls"]:
         if rule["policy"] is None:
             continue
-        ports = {int(p) for a in rule["allowed"] for p in a["ports"]}
+        ports = {
+            int(p) for a in rule["allowed"] if a["ip_protocol"] == protocol for p in a["ports"]
+        }
         if port not in ports or (rule["target_tags"] and group not in rule["target_tags"]):
             continue
         if "0.0.0.0/0" in rule["source_ranges"]:
@@ -70,15 +78,16 @@ def allowed_sources(state, group, port):
     return out
 
 
-def test_firewall_rules_equal_the_policy_in_every_cell(state):
-    ports = {p for (_, p) in EXPECTED}
+@pytest.mark.parametrize(("protocol", "expected"), [("tcp", EXPECTED), ("udp", EXPECTED_UDP)])
+def test_firewall_rules_equal_the_policy_in_every_cell(state, protocol, expected):
+    ports = {p for (_, p) in EXPECTED} | {p for (_, p) in EXPECTED_UDP}
     for group in TIERS:
         for port in ports:
             want = set()
-            for (to, p), sources in EXPECTED.items():
+            for (to, p), sources in expected.items():
                 if p == port and to in (group, "all"):
                     want |= sources
-            assert allowed_sources(state, group, port) == want, (group, port)
+            assert allowed_sources(state, group, port, protocol) == want, (group, port, protocol)
 
 
 def test_one_rule_per_policy_entry_with_stable_names(state):
@@ -123,24 +132,140 @@ def test_only_the_global_lb_address_is_public(state):
     assert sorted(r["port_range"] for r in state["forwarding_rules"]) == ["443-443", "80-80"]
 
 
-def test_db_data_disk_is_separate_protected_and_kept(state):
-    dbs = [i for i in state["instances"] if i["tier"] == "db"]
-    assert {d["name"] for d in state["disks"]} == {f"{i['name']}-data" for i in dbs}
+def test_db_and_monitoring_data_disks_are_separate_protected_and_kept(state):
+    env = state["environment"]
+    gv = group_vars(env)
+    keeping = [i for i in state["instances"] if i["tier"] in DATA_TIERS]
+    assert {i["tier"] for i in keeping} == set(DATA_TIERS)  # every environment has both
+    # One data disk per db and per monitoring instance, in the instances' order, and no other.
+    assert [d["name"] for d in state["disks"]] == [f"{i['name']}-data" for i in keeping]
+    disks = {d["name"]: d for d in state["disks"]}
     for instance in state["instances"]:
+        tier = instance["tier"]
         boot, *extra = instance["disks"]
         assert boot["boot"]
         assert boot["auto_delete"]
         assert boot["initialize_params"]["disk_name"] == instance["name"]
-        assert instance["deletion_protection"] is (instance["tier"] == "db")
-        if instance["tier"] != "db":
+        # Only db is protected against deletion: a monitoring instance is replaceable, its
+        # data is on the disk.
+        assert instance["deletion_protection"] is (tier == "db")
+        if tier not in DATA_TIERS:
             assert extra == []
+            assert instance["data_disk"] is None
             continue
-        (data,) = extra
-        assert (data["boot"], data["auto_delete"]) == (False, False)
-        assert data["source"]["selfLink"].endswith(f"/disks/{instance['name']}-data")
-    for disk in state["disks"]:
+        disk = disks[instance["data_disk"]]
+        # Attached as device `data` (the hosts' /dev/disk/by-id/google-data), never deleted
+        # with the instance.
+        assert extra == [
+            {
+                "boot": False,
+                "auto_delete": False,
+                "device_name": "data",
+                "source": {"selfLink": disk["self_link"]},
+            }
+        ]
+        assert disk["self_link"].endswith(
+            f"/zones/{instance['zone']}/disks/{instance['name']}-data"
+        )
+        assert disk["zone"] == instance["zone"]
         assert disk["protected"] is True
-        assert disk["labels"]["role"] == "db"
+        # Sized and typed from the environment's own variables, per tier.
+        assert disk["size_gb"] == gv[f"gce_infra_{tier}_disk_size_gb"]
+        assert disk["type"] == gv[f"gce_infra_{tier}_disk_type"] == "pd-balanced"
+        # The instance's labels, and `data` (the teardown finds their snapshots by it).
+        assert disk["labels"] == {**instance["labels"], "data": "true"}
+        assert disk["snapshot_policy"].endswith(
+            f"/regions/{instance['region']}/resourcePolicies/"
+            f"{instance['name'].rsplit('-', 1)[0]}-{tier}-snapshots"
+        )
+
+
+def test_the_inventories_size_the_monitoring_disk_for_their_retention():
+    sizes = {env: group_vars(env)["gce_infra_monitoring_disk_size_gb"] for env in ENVIRONMENTS}
+    assert sizes == {"dev": 20, "staging": 50, "prod": 100}
+    for env, size in sizes.items():
+        (disk,) = [
+            d for d in gce.gce_desired_state(config_of(env))["disks"]
+            if d["labels"]["role"] == "monitoring"
+        ]  # fmt: skip
+        assert disk["size_gb"] == size
+
+
+def test_the_db_data_disk_is_unchanged_by_the_monitoring_one():
+    """db's disk, attachment and schedule, exactly as before monitoring had a disk."""
+    state = gce.gce_desired_state(config_of("prod"))
+    compute = "https://www.googleapis.com/compute/v1/projects/fleetops-prod"
+    db = next(i for i in state["instances"] if i["name"] == "prod-ew1-db1")
+    assert db["disks"][1:] == [
+        {
+            "boot": False,
+            "auto_delete": False,
+            "device_name": "data",
+            "source": {"selfLink": f"{compute}/zones/europe-west1-b/disks/prod-ew1-db1-data"},
+        }
+    ]
+    assert db["deletion_protection"] is True
+    assert next(d for d in state["disks"] if d["name"] == "prod-ew1-db1-data") == {
+        "name": "prod-ew1-db1-data",
+        "zone": "europe-west1-b",
+        "size_gb": 200,
+        "type": "pd-balanced",
+        "labels": {
+            "role": "db",
+            "env": "prod",
+            "region": "europe-west1",
+            "db_role": "primary",
+            "data": "true",
+        },
+        "self_link": f"{compute}/zones/europe-west1-b/disks/prod-ew1-db1-data",
+        "snapshot_policy": (
+            f"{compute}/regions/europe-west1/resourcePolicies/prod-ew1-db-snapshots"
+        ),
+        "protected": True,
+    }
+    policy = next(p for p in state["snapshot_policies"] if p["name"] == "prod-ew1-db-snapshots")
+    # The module replaces a schedule whose arguments differ: db's must stay as it was.
+    assert {k: v for k, v in policy.items() if k != "tier"} == {
+        "name": "prod-ew1-db-snapshots",
+        "region": "europe-west1",
+        "start_time": "04:00",
+        "retention_days": 14,
+        "on_source_disk_delete": "KEEP_AUTO_SNAPSHOTS",
+        "labels": {"env": "prod", "data": "true", "role": "db"},
+        "self_link": f"{compute}/regions/europe-west1/resourcePolicies/prod-ew1-db-snapshots",
+    }
+    assert policy["tier"] == "db"
+
+
+def test_monitoring_gets_its_disk_and_schedule_in_a_region_without_db():
+    regions = [
+        {**PRIMARY, "counts": {**PRIMARY["counts"], "monitoring": 0}},
+        {**SECOND, "short": "uc1", "counts": {**SECOND["counts"], "monitoring": 2}},
+    ]
+    state = gce.gce_desired_state(
+        config_of(
+            "prod", regions=regions, monitoring_disk_size_gb=30, monitoring_disk_type="pd-ssd"
+        )
+    )
+    assert [(d["name"], d["size_gb"], d["type"]) for d in state["disks"]] == [
+        ("prod-ew1-db1-data", 200, "pd-balanced"),
+        ("prod-uc1-monitoring1-data", 30, "pd-ssd"),
+        ("prod-uc1-monitoring2-data", 30, "pd-ssd"),
+    ]
+    assert [(p["name"], p["labels"]["role"]) for p in state["snapshot_policies"]] == [
+        ("prod-ew1-db-snapshots", "db"),
+        ("prod-uc1-monitoring-snapshots", "monitoring"),
+    ]
+    # Without a size or type of its own, the role's defaults.
+    plain = config_of("prod", regions=regions)
+    del plain["monitoring_disk_size_gb"], plain["monitoring_disk_type"]
+    disks = gce.gce_desired_state(plain)["disks"]
+    assert {(d["size_gb"], d["type"]) for d in disks[1:]} == {(50, "pd-balanced")}
+    # db's schedule on a monitoring disk is not its schedule: attach the right one.
+    mon = state["disks"][1]
+    db_policy = state["disks"][0]["snapshot_policy"]
+    lookup = [{"item": mon, "resources": [{"name": mon["name"], "resourcePolicies": [db_policy]}]}]
+    assert gce.gce_disks_without_snapshots([mon], lookup) == [mon]
 
 
 def test_service_accounts_are_per_tier_and_write_only(state):
@@ -202,7 +327,12 @@ def test_names_and_labels_are_stable():
     assert [s["name"] for s in first["subnets"]] == ["prod-ew1", "prod-uc1"]
     assert [r["name"] for r in first["routers"]] == ["prod-ew1-router", "prod-uc1-router"]
     assert [r["nat"] for r in first["routers"]] == ["prod-ew1-nat", "prod-uc1-nat"]
-    assert [d["name"] for d in first["disks"]] == ["prod-ew1-db1-data", "prod-uc1-db1-data"]
+    assert [d["name"] for d in first["disks"]] == [
+        "prod-ew1-db1-data", "prod-ew1-monitoring1-data", "prod-uc1-db1-data",
+    ]  # fmt: skip
+    assert [p["name"] for p in first["snapshot_policies"]] == [
+        "prod-ew1-db-snapshots", "prod-ew1-monitoring-snapshots", "prod-uc1-db-snapshots",
+    ]  # fmt: skip
     assert [g["name"] for g in first["instance_groups"]] == ["prod-ew1-lb", "prod-uc1-lb"]
     assert first["backend_services"][0]["name"] == "prod-web"
     assert [u["name"] for u in first["url_maps"]] == ["prod-web", "prod-web-redirect"]
@@ -374,15 +504,24 @@ def test_only_the_db_account_may_add_backups_and_nothing_more(state):
 
 def test_every_data_disk_has_its_regions_daily_snapshot_schedule(state):
     policies = {p["self_link"]: p for p in state["snapshot_policies"]}
-    db_regions = [i["region"] for i in state["instances"] if i["tier"] == "db"]
-    assert [p["region"] for p in state["snapshot_policies"]] == db_regions
+    # One schedule per region and tier with a data disk there, and no unused one.
+    keeping = [i for i in state["instances"] if i["tier"] in DATA_TIERS]
+    wanted = [(r, t) for r in dict.fromkeys(i["region"] for i in keeping) for t in DATA_TIERS]
+    have = {(i["region"], i["tier"]) for i in keeping}
+    assert [(p["region"], p["tier"]) for p in state["snapshot_policies"]] == [
+        pair for pair in wanted if pair in have
+    ]
+    assert {d["snapshot_policy"] for d in state["disks"]} == set(policies)
     for disk in state["disks"]:
         policy = policies[disk["snapshot_policy"]]
+        tier = disk["labels"]["role"]
+        assert policy["tier"] == tier
         assert disk["zone"].startswith(policy["region"] + "-")
-        assert policy["name"] == disk["name"].rsplit("-", 2)[0] + "-db-snapshots"
+        assert policy["name"] == disk["name"].rsplit("-", 2)[0] + f"-{tier}-snapshots"
         assert policy["retention_days"] == 14
         assert policy["on_source_disk_delete"] == "KEEP_AUTO_SNAPSHOTS"
-        assert (policy["labels"]["env"], policy["labels"]["data"]) == (state["environment"], "true")
+        # Each snapshot carries its tier; env and data are what the teardown looks for.
+        assert policy["labels"] == {"env": state["environment"], "data": "true", "role": tier}
         # The API wants the start on the hour; after the hosts' nightly dump (03:15).
         assert policy["start_time"] == "04:00"
 
@@ -453,6 +592,7 @@ def test_only_not_found_nats_are_created_and_any_other_error_stops_the_run():
 
 def test_a_schedule_is_attached_only_to_disks_that_lack_it():
     state = gce.gce_desired_state(config_of("prod"))
+    state["disks"] = [d for d in state["disks"] if d["labels"]["role"] == "db"]
     ew1, uc1 = state["disks"]
     beta = ew1["snapshot_policy"].replace("/compute/v1/", "/compute/beta/")
     found = [

@@ -127,3 +127,20 @@ def test_the_log_gets_one_json_line_per_event(tmp_path):
     notify.append_log(path, second)
     lines = (tmp_path / "log" / "deployments.log").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [first, second]
+
+
+def test_the_deployment_log_becomes_metrics(tmp_path):
+    log, metrics = tmp_path / "deployments.log", tmp_path / "textfile" / "deployments.prom"
+    for event, clock in (("start", 100.0), ("success", 200.0), ("start", 300.0)):
+        notify.append_log(str(log), notify.build_message({**EVENT, "event": event}, clock=clock))
+    with log.open("a") as handle:
+        handle.write("not json\n")
+        handle.write(json.dumps({"event": "made_up", "at": "1970-01-01T00:00:00Z"}) + "\n")
+    assert notify.write_log_metrics(str(metrics), str(log)) is False  # no textfile dir yet
+    metrics.parent.mkdir()
+    assert notify.write_log_metrics(str(metrics), str(log))
+    lines = metrics.read_text().splitlines()
+    assert 'fleetops_deploy_events_total{tier="info",event="start"} 2' in lines
+    assert 'fleetops_deploy_events_total{tier="info",event="success"} 1' in lines
+    assert 'fleetops_deploy_event_last_timestamp_seconds{tier="info",event="start"} 300' in lines
+    assert not any("made_up" in line for line in lines)

@@ -96,16 +96,18 @@ def test_the_plan_has_one_instance_per_count_and_none_is_public(desired):
         assert instance["deletion_protection"] is (instance["tier"] == "db")
 
 
-def test_the_db_data_disks_are_separate_and_kept(desired):
+def test_the_db_and_monitoring_data_disks_are_separate_and_kept(desired):
     instances = {i["name"]: i for i in desired["instances"]}
     primary, replica = instances["mol-ew1-db1"], instances["mol-uc1-db1"]
+    monitoring = instances["mol-ew1-monitoring1"]
     assert (primary["labels"]["db_role"], replica["labels"]["db_role"]) == ("primary", "replica")
-    assert [(d["name"], d["protected"]) for d in desired["disks"]] == [
-        ("mol-ew1-db1-data", True),
-        ("mol-uc1-db1-data", True),
+    assert [(d["name"], d["size_gb"], d["protected"]) for d in desired["disks"]] == [
+        ("mol-ew1-db1-data", 50, True),
+        ("mol-ew1-monitoring1-data", 50, True),
+        ("mol-uc1-db1-data", 50, True),
     ]
     disks = {d["name"]: d for d in desired["disks"]}
-    for db in (primary, replica):
+    for db in (primary, replica, monitoring):
         # Attached, never deleted with the instance (deprovisioning keeps the data).
         assert [d for d in db["disks"] if not d["boot"]] == [
             {
@@ -170,7 +172,8 @@ def test_backups_leave_the_db_host(desired):
         }
     ]
     policies = {p["self_link"]: p["region"] for p in desired["snapshot_policies"]}
-    assert sorted(policies.values()) == ["europe-west1", "us-central1"]
+    # One per region and data-disk tier: db in both, monitoring in europe-west1 only.
+    assert sorted(policies.values()) == ["europe-west1", "europe-west1", "us-central1"]
     for disk in desired["disks"]:
         assert disk["zone"].startswith(policies[disk["snapshot_policy"]] + "-")
 

@@ -55,6 +55,13 @@ def test_each_request_gets_an_id_that_info_logs(host):
         time.sleep(0.5)
     (line,) = [json.loads(x[x.index("{") :]) for x in journal.splitlines() if ids[-1] in x]
     assert (line["path"], line["status"], line["service"]) == ("/_health", 200, "info")
+    # And HAProxy's own log line carries it too.
+    deadline = time.monotonic() + 10
+    while f"request_id={ids[-1]}" not in (
+        haproxy := host.check_output("journalctl -u haproxy --no-pager -o cat")
+    ):
+        assert time.monotonic() < deadline, haproxy[-2000:]
+        time.sleep(0.5)
 
 
 def test_internal_paths_are_never_forwarded(host):

@@ -42,8 +42,15 @@ BACKUP_WRITER_ROLE = "roles/storage.objectCreator"
 # Cloud Storage bucket names: 3-63 characters, lowercase, digits, "-", "_", "." (dotted names
 # need domain verification, so none here), starting and ending with a letter or digit.
 BUCKET_RE = re.compile(r"^[a-z0-9][-_a-z0-9]{1,61}[a-z0-9]$")
-# When the daily snapshot of a db data disk starts (UTC, on the hour as the API requires):
-# after the nightly dump (mariadb_backup_on_calendar, 03:15 on the hosts' clock).
+# The tiers whose instances keep state on a separate data disk (attached as device `data`,
+# never auto-deleted, snapshotted daily, kept by deprovisioning unless destroy_data): db the
+# database, monitoring Prometheus' TSDB, Alertmanager's silences and the central logs. The
+# config keys `<tier>_disk_size_gb` and `<tier>_disk_type` size each (set at creation only).
+DATA_DISK_TIERS = ("db", "monitoring")
+DATA_DISK_SIZE_GB = 50
+DATA_DISK_TYPE = "pd-balanced"
+# When the daily snapshot of a data disk starts (UTC, on the hour as the API requires): after
+# the db's nightly dump (mariadb_backup_on_calendar, 03:15 on the hosts' clock).
 SNAPSHOT_START_TIME = "04:00"
 COMPUTE = "https://www.googleapis.com/compute/v1/projects"
 # GCE resource names: lowercase, start with a letter, at most 63 characters.
@@ -178,9 +185,10 @@ def instance_name(environment: str, region_short: str, tier: str, number: int) -
     return _check_name("instance", f"{environment}-{region_short}-{tier}{number}")
 
 
-def snapshot_policy_name(environment: str, region_short: str) -> str:
-    """``prod-ew1-db-snapshots``: one schedule per region (a policy serves its region's disks)."""
-    return _check_name("resource policy", f"{environment}-{region_short}-db-snapshots")
+def snapshot_policy_name(environment: str, region_short: str, tier: str = "db") -> str:
+    """``prod-ew1-db-snapshots``: one schedule per region and data-disk tier (a policy serves
+    its region's disks of that tier, and labels their snapshots with it)."""
+    return _check_name("resource policy", f"{environment}-{region_short}-{tier}-snapshots")
 
 
 def _links(project: str) -> dict[str, str]:
@@ -228,7 +236,8 @@ def _firewalls(
                 "direction": "INGRESS",
                 "priority": ALLOW_PRIORITY,
                 "allowed": [
-                    {"ip_protocol": "tcp", "ports": [str(p) for p in sorted(entry["ports"])]}
+                    {"ip_protocol": protocol, "ports": [str(p) for p in sorted(entry["ports"])]}
+                    for protocol in entry.get("protocols", ["tcp"])
                 ],
                 "source_ranges": ranges,
                 "source_tags": tags,
@@ -286,7 +295,8 @@ def _service_accounts(environment: str, project: str) -> list[dict[str, Any]]:
 def _instance_disks(
     config: Mapping[str, Any], name: str, data_disk: str | None, zone_link: str
 ) -> list[dict[str, Any]]:
-    """The boot disk (dies with the instance) and, for db, the data disk (never auto-deleted)."""
+    """The boot disk (dies with the instance) and, for the DATA_DISK_TIERS, the data disk
+    (never auto-deleted)."""
     disks: list[dict[str, Any]] = [
         {
             "boot": True,
@@ -331,22 +341,24 @@ def _instances_and_disks(
             for number in range(1, region["counts"][tier] + 1):
                 name = instance_name(environment, region["short"], tier, number)
                 labels = {"role": tier, "env": environment, "region": region["name"]}
-                data_disk = None
                 if tier == "db":
                     labels["db_role"] = "primary" if region["primary"] else "replica"
-                    data_disk = f"{name}-data"
+                data_disk = None
+                if tier in DATA_DISK_TIERS:
+                    data_disk = _check_name("disk", f"{name}-data")
                     disks.append(
                         {
                             "name": data_disk,
                             "zone": zone,
-                            "size_gb": int(config.get("db_disk_size_gb", 50)),
-                            "type": config.get("db_disk_type", "pd-balanced"),
+                            "size_gb": int(config.get(f"{tier}_disk_size_gb", DATA_DISK_SIZE_GB)),
+                            "type": config.get(f"{tier}_disk_type", DATA_DISK_TYPE),
                             "labels": {**labels, "data": "true"},
                             "self_link": f"{zone_link}/disks/{data_disk}",
-                            # The region's daily snapshot schedule (_backups), attached once.
+                            # The region's daily snapshot schedule of the tier (_backups),
+                            # attached once.
                             "snapshot_policy": (
                                 f"{region_link}/resourcePolicies/"
-                                f"{snapshot_policy_name(environment, region['short'])}"
+                                f"{snapshot_policy_name(environment, region['short'], tier)}"
                             ),
                             # Provisioning creates it only when absent and never passes it to a
                             # module that could resize or replace it; deprovisioning keeps it
@@ -380,6 +392,8 @@ def _instances_and_disks(
                         "disks": _instance_disks(config, name, data_disk, zone_link),
                         "data_disk": data_disk,
                         # The db instance cannot be deleted by accident (console, API, a typo).
+                        # A monitoring instance may go (re-provisioning replaces it): its data
+                        # is on the data disk, which outlives it.
                         "deletion_protection": tier == "db",
                         "self_link": f"{zone_link}/instances/{name}",
                     }
@@ -506,6 +520,10 @@ def _backups(
 ) -> dict[str, Any]:
     """Where backups go besides the db host: a bucket for the dumps, snapshots of the disks.
 
+    One daily snapshot schedule per region and data-disk tier present there: db's and
+    monitoring's are apart so that each snapshot is labelled with the tier it holds (the
+    schedule sets the labels), and a tier added to a region never touches another's schedule.
+
     The bucket keeps every version of every dump: an overwritten or deleted backup stays as a
     noncurrent version, and lifecycle rules, not people, remove what is older than the
     retention. (A locked retention policy would forbid versioning on the same bucket; GCS
@@ -524,18 +542,20 @@ def _backups(
     project = config["project"]
     policies = [
         {
-            "name": snapshot_policy_name(environment, r["short"]),
+            "name": snapshot_policy_name(environment, r["short"], tier),
+            "tier": tier,
             "region": r["name"],
             "start_time": SNAPSHOT_START_TIME,
             "retention_days": snapshot_days,
             # Snapshots outlive their disk: a deleted disk's history is still there to restore.
             "on_source_disk_delete": "KEEP_AUTO_SNAPSHOTS",
-            "labels": {**labels, "role": "db"},
+            "labels": {**labels, "role": tier},
             "self_link": f"{_links(project)['regions']}/{r['name']}/resourcePolicies/"
-            f"{snapshot_policy_name(environment, r['short'])}",
+            f"{snapshot_policy_name(environment, r['short'], tier)}",
         }
         for r in regions
-        if r["counts"]["db"]
+        for tier in DATA_DISK_TIERS
+        if r["counts"][tier]
     ]
     return {
         "backup_bucket": {

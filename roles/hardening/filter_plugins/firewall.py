@@ -14,6 +14,7 @@ from typing import Any
 
 ANYONE = "anyone"
 CONTROLLER = "controller"
+PROTOCOLS = ("tcp", "udp")
 
 
 class PolicyError(ValueError):
@@ -29,6 +30,12 @@ def _check_entry(entry: Mapping[str, Any]) -> None:
         raise PolicyError(f"firewall policy entry {entry['name']!r}: bad ports {ports!r}")
     if not isinstance(entry["from"], list) or not entry["from"]:
         raise PolicyError(f"firewall policy entry {entry['name']!r}: 'from' must be a list")
+    protocols = entry.get("protocols", ["tcp"])
+    if not protocols or not set(protocols) <= set(PROTOCOLS):
+        raise PolicyError(
+            f"firewall policy entry {entry['name']!r}: protocols {protocols!r} "
+            f"(a list of {', '.join(PROTOCOLS)})"
+        )
 
 
 def _split_families(sources: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -52,7 +59,8 @@ def firewall_rules(
 ) -> list[dict[str, Any]]:
     """The accept rules for ``host``: one dict per policy entry that applies to it.
 
-    Each rule has ``name``, ``ports`` (sorted), ``anyone`` (no source restriction) and the
+    Each rule has ``name``, ``ports`` (sorted), ``protocols`` (``tcp`` unless the entry names
+    others), ``anyone`` (no source restriction) and the
     allowed sources split by family, ``saddr4``/``saddr6``. An entry whose source groups have
     no members yields a rule with empty source lists: the template renders it as a comment,
     so the ruleset shows that the path exists in the policy but nobody may use it yet.
@@ -83,6 +91,7 @@ def firewall_rules(
             {
                 "name": entry["name"],
                 "ports": sorted(set(entry["ports"])),
+                "protocols": [p for p in PROTOCOLS if p in entry.get("protocols", ["tcp"])],
                 "anyone": anyone,
                 "saddr4": [] if anyone else saddr4,
                 "saddr6": [] if anyone else saddr6,

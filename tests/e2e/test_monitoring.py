@@ -1,0 +1,345 @@
+"""The monitoring tier in the fleet: mon1 and mon2 scrape every target, only the controller
+reaches them, and only through the TLS proxy (viewer reads, admin changes); alerts reach the
+webhook when a node stops and resolve when it is back; the data is on the data disk.
+
+mon1's proxy is reached as `make up` prints it (127.0.0.1, FLEET_PORT_BASE + 90), mon2's on
+its internal address from the controller (the fleet network's gateway, "controller" in the
+firewall policy). Both verify against the fleet CA on the controller.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import ssl
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.conftest import ROOT, load_module
+from tests.e2e.conftest import BIN, fetch
+from tests.load import SteadyLoad
+
+receiver_module = load_module("tools/alert_receiver.py")
+MONS = ["mon1", "mon2"]
+# Stop a node -> its NodeDown and HAProxyBackendDegraded at the webhook; back -> resolved. The
+# bounds stated: what this fleet's settings add up to (a failed scrape within 15 s + 10 s of
+# timeout, rules every 15 s, `for: 1m` locally, Alertmanager's group_wait 30 s; resolved at the
+# group's next flush, group_interval 1 m locally, after the node boots), plus a minute of slack
+# for a loaded machine.
+FIRE_BOUND_S = 210
+RESOLVE_BOUND_S = 210
+
+
+@pytest.fixture(scope="module")
+def users(fleet):
+    """The proxy's users and passwords, from the fleet's Vault file (as an operator reads them)."""
+    out = subprocess.run(
+        [str(BIN / "ansible-vault"), "view", f".fleet/{fleet.name}/secrets.yml"],
+        cwd=ROOT, env=fleet.env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    secrets = dict(
+        line.split(": ", 1) for line in out.splitlines() if line.startswith("vault_monitoring_")
+    )
+    return {
+        user: secrets[f"vault_monitoring_{user}_password"].strip().strip('"')
+        for user in ("viewer", "admin")
+    }
+
+
+@pytest.fixture(scope="module")
+def ca(fleet):
+    return ssl.create_default_context(cafile=str(ROOT / f".fleet/{fleet.name}/ca/ca.crt"))
+
+
+class Monitoring:
+    """The pair's proxies, as the controller reaches them, with the Vault's users."""
+
+    def __init__(self, fleet, ca, users) -> None:
+        self.fleet, self.ca, self.users = fleet, ca, users
+
+    def url(self, host):
+        if host == "mon1":
+            return f"https://127.0.0.1:{self.fleet.port_base + 90}"
+        return f"https://{self.fleet.address(host)}:9443"
+
+    def call(self, host, path, user=None, *, method="GET", body=None, password=None):
+        headers = {"Content-Type": "application/json"}
+        if user:
+            secret = password or self.users[user]
+            token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        return fetch(
+            self.url(host) + path, data=data, headers=headers, method=method, context=self.ca
+        )
+
+    def query(self, host, promql, at=None):
+        params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
+        status, _, body = self.call(host, "/prometheus/api/v1/query?" + urlencode(params), "viewer")
+        assert status == 200, body[:300]
+        return json.loads(body)["data"]["result"]
+
+
+@pytest.fixture(scope="module")
+def mon(fleet, ca, users):
+    return Monitoring(fleet, ca, users)
+
+
+def expected_targets(fleet):
+    """(job, instance) of every scrape target the inventory implies."""
+    jobs = {"node": "all", "mysqld": "db", "haproxy": "lb", "info": "info", "data": "data"}
+    out = {(job, h) for job, group in jobs.items() for h in fleet.groups.get(group, [])}
+    return out
+
+
+@pytest.mark.parametrize("host", MONS)
+def test_each_prometheus_scrapes_every_target_of_the_inventory(fleet, mon, host, record_property):
+    want = expected_targets(fleet)
+    deadline = time.monotonic() + 120
+    while True:
+        up = mon.query(host, "up")
+        seen = {(r["metric"]["job"], r["metric"]["instance"]): r["value"][1] for r in up}
+        missing = {t for t in want if seen.get(t) != "1"}
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert not missing, f"{host}: not up: {sorted(missing)}"
+    total, healthy = len(seen), sum(v == "1" for v in seen.values())
+    # Its own Prometheus and Alertmanager, and the blackbox probes of the public entry, too.
+    assert {"prometheus", "alertmanager", "blackbox"} <= {job for job, _ in seen}
+    record_property(f"targets_up_{host}", f"{healthy}/{total}")
+    print(f"{host}: scrape targets up {healthy}/{total}")
+    assert healthy == total, sorted(t for t, v in seen.items() if v != "1")
+
+
+def test_the_pair_is_one_alertmanager_cluster(fleet, mon):
+    for host in MONS:
+        status, _, body = mon.call(host, "/alertmanager/api/v2/status", "viewer")
+        assert status == 200, body[:300]
+        cluster = json.loads(body)["cluster"]
+        assert cluster["status"] == "ready"
+        assert {p["address"].split(":")[0] for p in cluster["peers"]} == {
+            fleet.address(h) for h in MONS
+        }
+    # Gossip is open between the pair only, over UDP as well as TCP (the policy's one UDP rule).
+    ruleset = fleet.sh("mon1", "nft list chain inet fleetops input").stdout
+    assert f"ip saddr {fleet.address('mon2')} udp dport 9094 accept" in ruleset, ruleset
+
+
+@pytest.mark.parametrize("host", MONS)
+def test_only_authenticated_users_get_in_and_only_admin_changes(mon, host):
+    def status(path, user=None, method="GET", body=None):
+        return mon.call(host, path, user, method=method, body=body)[0]
+
+    silence = {
+        "matchers": [{"name": "alertname", "value": "E2eProbe", "isRegex": False}],
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 300)),
+        "createdBy": "e2e",
+        "comment": "authorization test",
+    }
+    assert status("/") == 401
+    assert status("/prometheus/api/v1/query?query=up") == 401
+    assert mon.call(host, "/", "viewer", password="not-the-password")[0] == 401
+    assert status("/", "viewer") == 200
+    assert status("/prometheus/api/v1/query?query=up", "viewer", "POST") == 200
+    assert status("/alertmanager/api/v2/alerts", "viewer") == 200
+    # The viewer's writes and the admin endpoints are refused ...
+    assert status("/alertmanager/api/v2/silences", "viewer", "POST", silence) == 403
+    assert status("/prometheus/api/v1/admin/tsdb/snapshot", "viewer", "POST") == 403
+    assert status("/prometheus/-/reload", "viewer", "POST") == 403
+    assert status("/alertmanager/-/reload", "viewer", "POST") == 403
+    # ... and the admin's succeed: a silence made and expired again.
+    code, _, body = mon.call(
+        host, "/alertmanager/api/v2/silences", "admin", method="POST", body=silence
+    )
+    assert code == 200, body[:300]
+    silence_id = json.loads(body)["silenceID"]
+    assert status(f"/alertmanager/api/v2/silence/{silence_id}", "admin", "DELETE") == 200
+    assert status("/nothing-here", "admin") == 404
+
+
+def container_id(fleet, host):
+    return fleet.podman("inspect", "--format", "{{.Id}}", fleet.container(host)).stdout
+
+
+def disk_uuid(fleet, host):
+    """The filesystem holding the tier's data: the data disk's, never the container's."""
+    for path in ("/srv/monitoring/prometheus", "/srv/monitoring/alertmanager"):
+        source = fleet.sh(host, f"findmnt -n -o SOURCE --target {path}").stdout.strip()
+        # The loop device provision.yml attached (GCE: /dev/disk/by-id/google-data).
+        assert source == "/var/lib/fleet-disks/data", (host, path, source)
+        assert fleet.sh(host, f"test -b {source}", check=False).returncode == 0
+    return fleet.sh(host, "findmnt -n -o UUID --mountpoint /srv/monitoring").stdout.strip()
+
+
+def test_monitoring_data_lives_on_the_data_disk(fleet):
+    for host in MONS:
+        assert disk_uuid(fleet, host)
+
+
+class ViewerGateway:
+    """http://127.0.0.1:<port>/ in front of mon1's proxy, adding the viewer's credentials: a
+    browser given a user:password URL refuses the page's own fetch() calls."""
+
+    def __init__(self, mon) -> None:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, headers, body = mon.call("mon1", self.path, "viewer")
+                gateway.paths.append((self.path, status))
+                self.send_response(status)
+                self.send_header("Content-Type", headers.get("content-type", "text/plain"))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.paths: list[tuple[str, int]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def chromium(*args):
+    return subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1400,1100", "--virtual-time-budget=15000", *args],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+
+
+def test_the_overview_page_shows_the_fleet_in_a_browser(fleet, mon, record_property):
+    """Rendered by Chromium as a person opens it: every table filled from Prometheus."""
+    gateway = ViewerGateway(mon)
+    try:
+        dom = chromium("--dump-dom", gateway.url).stdout
+        shot = ROOT / "build" / "reports" / "overview.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        chromium(f"--screenshot={shot}", gateway.url)
+    finally:
+        gateway.server.shutdown()
+    record_property("overview_screenshot", str(shot))
+    print(f"overview page screenshot: {shot}")
+    assert shot.stat().st_size > 20_000
+    status = re.search(r'<div id="status"[^>]*>([^<]*)</div>', dom)
+    assert status, dom[:3000]
+    assert status.group(1).startswith("updated "), status.group(1)  # not "cannot read Prometheus"
+    assert all(status == 200 for _, status in gateway.paths), gateway.paths
+    # The SLO table names every SLO; the nodes table counts every tier of the inventory up.
+    for slo in ("info-availability", "info-latency", "data-latency", "public-entry-availability"):
+        assert f"<td>{slo}</td>" in dom, slo
+    for tier in ("lb", "info", "data", "db", "monitoring"):
+        up = len(fleet.groups[tier])
+        assert f'<td>{tier}</td><td class="num ok">{up}</td><td class="num">{up}</td>' in dom, tier
+
+
+@pytest.fixture
+def receiver(fleet):
+    r = receiver_module.AlertReceiver(fleet.gateway(), fleet.port_base + 99)
+    yield r
+    r.close()
+
+
+def test_a_stopped_node_pages_and_resolves_through_the_webhook(fleet, receiver,
+                                                               record_property):  # fmt: skip
+    node = "info2"
+    stopped = time.time()
+    fleet.podman("stop", "-t", "10", fleet.container(node))
+    try:
+        deadline = stopped + FIRE_BOUND_S
+        fired = {}
+        while time.time() < deadline and len(fired) < 2:
+            for alert in ("NodeDown", "HAProxyBackendDegraded"):
+                when = receiver.seen("FIRING", alert, since=stopped)
+                if when and alert not in fired:
+                    fired[alert] = when - stopped
+            time.sleep(2)
+    finally:
+        fleet.podman("start", fleet.container(node))
+    started = time.time()
+    print(f"alert latency after stopping {node}: {fired} s; lines: {receiver.lines}")
+    assert set(fired) == {"NodeDown", "HAProxyBackendDegraded"}, receiver.lines
+    assert receiver.seen("FIRING", "NodeDown", f"on {node}", since=stopped)
+    deadline = started + RESOLVE_BOUND_S
+    resolved = {}
+    while time.time() < deadline and len(resolved) < 2:
+        for alert in ("NodeDown", "HAProxyBackendDegraded"):
+            when = receiver.seen("RESOLVED", alert, since=started)
+            if when and alert not in resolved:
+                resolved[alert] = when - started
+        time.sleep(2)
+    print(f"resolved after {node} came back: {resolved} s")
+    record_property("alert_fire_latency_s", json.dumps(fired))
+    record_property("alert_resolve_latency_s", json.dumps(resolved))
+    assert set(resolved) == {"NodeDown", "HAProxyBackendDegraded"}, receiver.lines
+    # Each alert once, though both Alertmanagers of the pair had it: they gossip.
+    firing = [line for _, line in receiver.lines if line.startswith("FIRING NodeDown")]
+    assert len(firing) == 1, firing
+
+
+def test_a_recreated_monitoring_pair_keeps_its_metrics_history(fleet, mon):
+    """Re-provisioned (new containers, nothing of the old ones) and converged one host at a time:
+    the same filesystems come back, and the samples scraped before are still there."""
+    then = time.time() - 30
+    history = {h: len(mon.query(h, 'up{job="node"}', at=then)) for h in MONS}
+    assert all(history.values()), history
+    uuids = {h: disk_uuid(fleet, h) for h in MONS}
+    ids = {h: container_id(fleet, h) for h in MONS}
+
+    run = fleet.ansible_playbook(
+        "playbooks/provision.yml",
+        "-e", "fleet_recreate=true", "-e", "fleet_provision_group=monitoring",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:]
+    for host in MONS:
+        assert container_id(fleet, host) != ids[host]
+    run = fleet.ansible_playbook("site.yml", "--limit", "monitoring")
+    assert run.returncode == 0, run.stdout[-4000:]
+
+    assert {h: disk_uuid(fleet, h) for h in MONS} == uuids
+    after = {h: len(mon.query(h, 'up{job="node"}', at=then)) for h in MONS}
+    assert after == history
+
+
+SHORT_WINDOWS = "tests/promtool/short-windows/vars.yml"
+
+
+def converge_rules(fleet, *extra):
+    """Only the rules of the monitoring hosts, through site.yml (its lock, its batch)."""
+    run = fleet.ansible_playbook(
+        "site.yml", "--limit", "monitoring", "--tags", "prometheus_rules", *extra
+    )
+    assert run.returncode == 0, run.stdout[-4000:]
+
+
+def test_latency_on_one_info_node_pages_through_the_burn_rate_alert(fleet, receiver,
+                                                                     record_property):  # fmt: skip
+    """100 ms more on info2's packets: its requests that read from data (/quote) miss the
+    50 ms goal, and info-latency's fast burn-rate alert pages. The same rules with the test's
+    short windows (10m/1m instead of 1h/5m: the role's variables, not a copy of the rules)."""
+    node = "info2"
+    converge_rules(fleet, "-e", f"@{SHORT_WINDOWS}")
+    try:
+        fleet.sh(node, "tc qdisc replace dev eth0 root netem delay 100ms")
+        started = time.time()
+        fired = None
+        with SteadyLoad(fleet.port_base + 80, ["/quote"], workers=2, rate=10, max_seconds=420):
+            while fired is None and time.time() < started + 400:
+                fired = receiver.seen("FIRING", "ErrorBudgetBurn", "info-latency", since=started)
+                time.sleep(2)
+    finally:
+        fleet.sh(node, "tc qdisc del dev eth0 root", check=False)
+        converge_rules(fleet)
+    assert fired is not None, receiver.lines
+    print(f"info-latency burn-rate page {fired - started:.0f} s after the latency began")
+    record_property("latency_alert_s", round(fired - started))
