@@ -77,6 +77,10 @@ class SteadyLoad:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def finished(self) -> bool:
+        """Every worker is done (its time, the request budget, or a stop)."""
+        return not any(thread.is_alive() for thread in self._threads)
+
     def stop(self) -> LoadResult:
         self._stop.set()
         for thread in self._threads:
