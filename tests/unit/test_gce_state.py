@@ -184,11 +184,13 @@ def test_the_inventories_size_the_monitoring_disk_for_their_retention():
     sizes = {env: group_vars(env)["gce_infra_monitoring_disk_size_gb"] for env in ENVIRONMENTS}
     assert sizes == {"dev": 20, "staging": 50, "prod": 100}
     for env, size in sizes.items():
-        (disk,) = [
+        disks = [
             d for d in gce.gce_desired_state(config_of(env))["disks"]
             if d["labels"]["role"] == "monitoring"
         ]  # fmt: skip
-        assert disk["size_gb"] == size
+        # One per monitoring host: dev has one, staging and prod one per region (the pair).
+        assert len(disks) == (1 if env == "dev" else 2), disks
+        assert all(disk["size_gb"] == size for disk in disks)
 
 
 def test_the_db_data_disk_is_unchanged_by_the_monitoring_one():
@@ -321,7 +323,7 @@ def test_names_and_labels_are_stable():
         "prod-ew1-lb1", "prod-ew1-lb2", "prod-ew1-info1", "prod-ew1-info2", "prod-ew1-info3",
         "prod-ew1-data1", "prod-ew1-data2", "prod-ew1-db1", "prod-ew1-monitoring1",
         "prod-uc1-lb1", "prod-uc1-lb2", "prod-uc1-info1", "prod-uc1-info2", "prod-uc1-info3",
-        "prod-uc1-data1", "prod-uc1-data2", "prod-uc1-db1",
+        "prod-uc1-data1", "prod-uc1-data2", "prod-uc1-db1", "prod-uc1-monitoring1",
     ]  # fmt: skip
     assert first["network"]["name"] == "prod-vpc"
     assert [s["name"] for s in first["subnets"]] == ["prod-ew1", "prod-uc1"]
@@ -329,9 +331,11 @@ def test_names_and_labels_are_stable():
     assert [r["nat"] for r in first["routers"]] == ["prod-ew1-nat", "prod-uc1-nat"]
     assert [d["name"] for d in first["disks"]] == [
         "prod-ew1-db1-data", "prod-ew1-monitoring1-data", "prod-uc1-db1-data",
+        "prod-uc1-monitoring1-data",
     ]  # fmt: skip
     assert [p["name"] for p in first["snapshot_policies"]] == [
         "prod-ew1-db-snapshots", "prod-ew1-monitoring-snapshots", "prod-uc1-db-snapshots",
+        "prod-uc1-monitoring-snapshots",
     ]  # fmt: skip
     assert [g["name"] for g in first["instance_groups"]] == ["prod-ew1-lb", "prod-uc1-lb"]
     assert first["backend_services"][0]["name"] == "prod-web"
