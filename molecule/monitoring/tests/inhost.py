@@ -1,9 +1,10 @@
 """What the monitoring scenario's tests run inside a host: HTTP (the image has python3, no curl),
-its address, a unit's sandbox score."""
+its address, a unit's sandbox score; and waiting for a condition."""
 
 import base64
 import json
 import shlex
+import time
 
 # Prints the status and the body as one JSON line; an HTTP error is an answer, not a failure.
 _HTTP = """
@@ -56,3 +57,12 @@ def assert_sandboxed(host, unit, limit=2.0):
     score = sandbox_score(host, unit)
     print(f"systemd-analyze security {unit}: {score}")
     assert score <= limit, host.check_output(f"systemd-analyze security {unit} --no-pager")
+
+
+def wait_for(check, seconds, message, interval=1.0):
+    """check()'s first true result within ``seconds``; else fail with message()."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, message()
+        time.sleep(interval)
+    return result

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import testinfra
-from inhost import address, assert_sandboxed, get_json, http
+from inhost import address, assert_sandboxed, get_json, http, wait_for
 
 FLEET = os.environ.get("FLEET_NAME") or "fleetops"
 MONS = [f"{FLEET}-mol-mon1", f"{FLEET}-mol-mon2"]
@@ -61,14 +61,6 @@ def post_alert(host, name, severity, ends=None):
     status, text = http(host, f"{API}/alerts", "POST", json.dumps([alert]),
                         {"Content-Type": "application/json"})  # fmt: skip
     assert status == 200, text
-
-
-def wait_for(check, seconds, message):
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        assert time.monotonic() < deadline, message()
-        time.sleep(2)
-    return result
 
 
 def test_runs_as_its_own_user(host):

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 import testinfra
-from inhost import address, assert_sandboxed
+from inhost import address, assert_sandboxed, wait_for
 
 FLEET = os.environ.get("FLEET_NAME") or "fleetops"
 MONS = [f"{FLEET}-mol-mon1", f"{FLEET}-mol-mon2"]
@@ -69,14 +69,6 @@ def received(mon, marker):
     )
     # journalctl says "-- No entries --" (rc 1) until one arrives.
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-
-
-def wait_for(check, seconds, message):
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        assert time.monotonic() < deadline, message()
-        time.sleep(1)
-    return result
 
 
 def log_line(source, marker, unit):
