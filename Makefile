@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 APPS   := apps/common apps/info apps/data apps/testing
-PYSRC  := apps tools tests molecule roles bench inventories library callback_plugins filter_plugins
+PYSRC  := apps tools tests molecule roles bench inventories library callback_plugins connection_plugins filter_plugins
 STAMP  := $(VENV)/.installed
 
 # The local fleet this checkout drives: its podman objects are prefixed with FLEET_NAME and its
