@@ -424,7 +424,7 @@ def test_f_info_rolls_to_a_new_release_and_a_second_rollout_is_refused_meanwhile
     receiver.events.clear()
     with user_load(fleet, token, writes=True) as load:
         time.sleep(2)
-        started = time.monotonic()
+        began = time.monotonic()
         first = subprocess.Popen(
             [
                 str(ROOT / ".venv/bin/ansible-playbook"),
@@ -450,7 +450,7 @@ def test_f_info_rolls_to_a_new_release_and_a_second_rollout_is_refused_meanwhile
         second = rollout(fleet, "-e", "tier=data", timeout=300)
         refused_in = time.monotonic() - started
         out, _ = first.communicate(timeout=900)
-        took = time.monotonic() - started
+        took = time.monotonic() - began
         time.sleep(2)
     record("(f) info to a new release, a second rollout refused", load)
     assert "rolling_update info" in held["action"]
