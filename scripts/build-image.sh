@@ -34,6 +34,8 @@ packages=(
   iproute2 netbase nftables ca-certificates
   sudo openssh-server openssh-sftp-server
   procps less
+  # Debian's cloud images carry curl too; the role scenarios' checks use it.
+  curl
 )
 
 log() { printf '[build-image] %s\n' "$*" >&2; }

@@ -59,7 +59,8 @@ class SteadyLoad:
     ) -> None:
         self.port, self.paths, self.workers = port, paths, workers
         self.interval = workers / rate if rate else 0.0
-        self.deadline = time.monotonic() + max_seconds
+        self.started = time.monotonic()
+        self.deadline = self.started + max_seconds
         self.max_requests = max_requests
         self.headers = headers or {}
         self.result = LoadResult()

@@ -11,11 +11,12 @@ import json
 import os
 import ssl
 import subprocess
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.monitoring import Monitoring
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
@@ -154,19 +155,20 @@ def fleet() -> Fleet:
     return Fleet(name, port_base, read_groups(env), env)
 
 
-def fetch(
-    url: str,
-    *,
-    data: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    method: str | None = None,
-    context: ssl.SSLContext | None = None,
-    timeout: float = 10,
-) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP request; returns status, lower-cased headers and body, for any status."""
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as res:  # noqa: S310
-            return res.status, {k.lower(): v for k, v in res.headers.items()}, res.read()
-    except urllib.error.HTTPError as err:
-        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+@pytest.fixture(scope="session")
+def mon(fleet):
+    """The monitoring pair's proxies, with the users and passwords of the fleet's Vault file
+    (as an operator reads them) and the fleet CA."""
+    out = subprocess.run(
+        [str(BIN / "ansible-vault"), "view", f".fleet/{fleet.name}/secrets.yml"],
+        cwd=ROOT, env=fleet.env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    secrets = dict(
+        line.split(": ", 1) for line in out.splitlines() if line.startswith("vault_monitoring_")
+    )
+    users = {
+        user: secrets[f"vault_monitoring_{user}_password"].strip().strip('"')
+        for user in ("viewer", "admin")
+    }
+    ca = ssl.create_default_context(cafile=str(ROOT / f".fleet/{fleet.name}/ca/ca.crt"))
+    return Monitoring(fleet, ca, users)

@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from tests.e2e.conftest import fetch
+from tests.e2e.web import fetch
 
 SEED_USERS = [
     ("admin", "secret", "admin"),

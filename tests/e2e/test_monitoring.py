@@ -9,12 +9,9 @@ firewall policy). Both verify against the fleet CA on the controller.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import secrets
 import shlex
-import ssl
 import subprocess
 import threading
 import time
@@ -24,11 +21,11 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.conftest import ROOT, load_module
-from tests.e2e.conftest import BIN, fetch
+from tests.e2e.monitoring import JOURNAL, MONS, disk_uuid, wait_for_log
+from tests.e2e.web import fetch
 from tests.load import SteadyLoad
 
 receiver_module = load_module("tools/alert_receiver.py")
-MONS = ["mon1", "mon2"]
 # Stop a node -> its NodeDown and HAProxyBackendDegraded at the webhook; back -> resolved. The
 # bounds stated: what this fleet's settings add up to (a failed scrape within 15 s + 10 s of
 # timeout, rules every 15 s, `for: 1m` locally, Alertmanager's group_wait 30 s; resolved at the
@@ -36,61 +33,6 @@ MONS = ["mon1", "mon2"]
 # for a loaded machine.
 FIRE_BOUND_S = 240
 RESOLVE_BOUND_S = 210
-
-
-@pytest.fixture(scope="module")
-def users(fleet):
-    """The proxy's users and passwords, from the fleet's Vault file (as an operator reads them)."""
-    out = subprocess.run(
-        [str(BIN / "ansible-vault"), "view", f".fleet/{fleet.name}/secrets.yml"],
-        cwd=ROOT, env=fleet.env, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    secrets = dict(
-        line.split(": ", 1) for line in out.splitlines() if line.startswith("vault_monitoring_")
-    )
-    return {
-        user: secrets[f"vault_monitoring_{user}_password"].strip().strip('"')
-        for user in ("viewer", "admin")
-    }
-
-
-@pytest.fixture(scope="module")
-def ca(fleet):
-    return ssl.create_default_context(cafile=str(ROOT / f".fleet/{fleet.name}/ca/ca.crt"))
-
-
-class Monitoring:
-    """The pair's proxies, as the controller reaches them, with the Vault's users."""
-
-    def __init__(self, fleet, ca, users) -> None:
-        self.fleet, self.ca, self.users = fleet, ca, users
-
-    def url(self, host):
-        if host == "mon1":
-            return f"https://127.0.0.1:{self.fleet.port_base + 90}"
-        return f"https://{self.fleet.address(host)}:9443"
-
-    def call(self, host, path, user=None, *, method="GET", body=None, password=None):
-        headers = {"Content-Type": "application/json"}
-        if user:
-            secret = password or self.users[user]
-            token = base64.b64encode(f"{user}:{secret}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        data = json.dumps(body).encode() if body is not None else None
-        return fetch(
-            self.url(host) + path, data=data, headers=headers, method=method, context=self.ca
-        )
-
-    def query(self, host, promql, at=None):
-        params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
-        status, _, body = self.call(host, "/prometheus/api/v1/query?" + urlencode(params), "viewer")
-        assert status == 200, body[:300]
-        return json.loads(body)["data"]["result"]
-
-
-@pytest.fixture(scope="module")
-def mon(fleet, ca, users):
-    return Monitoring(fleet, ca, users)
 
 
 def expected_targets(fleet):
@@ -170,46 +112,9 @@ def test_only_authenticated_users_get_in_and_only_admin_changes(mon, host):
     assert status("/nothing-here", "admin") == 404
 
 
-def container_id(fleet, host):
-    return fleet.podman("inspect", "--format", "{{.Id}}", fleet.container(host)).stdout
-
-
-def disk_uuid(fleet, host):
-    """The filesystem holding the tier's data: the data disk's, never the container's."""
-    for path in ("/srv/monitoring/prometheus", "/srv/monitoring/alertmanager"):
-        source = fleet.sh(host, f"findmnt -n -o SOURCE --target {path}").stdout.strip()
-        # The loop device provision.yml attached (GCE: /dev/disk/by-id/google-data).
-        assert source == "/var/lib/fleet-disks/data", (host, path, source)
-        assert fleet.sh(host, f"test -b {source}", check=False).returncode == 0
-    return fleet.sh(host, "findmnt -n -o UUID --mountpoint /srv/monitoring").stdout.strip()
-
-
 def test_monitoring_data_lives_on_the_data_disk(fleet):
     for host in MONS:
         assert disk_uuid(fleet, host)
-
-
-JOURNAL = "/srv/monitoring/journal"
-
-
-def central_log(fleet, mon_host, word):
-    """The central log's entries on a monitoring host that contain ``word``."""
-    out = fleet.sh(
-        mon_host, f"journalctl -D {JOURNAL} --grep={shlex.quote(word)} -o json --no-pager",
-        check=False,
-    )  # fmt: skip
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-
-
-def wait_for_log(fleet, word, hosts_wanted, timeout=90):
-    """{monitoring host: the _HOSTNAMEs whose lines name ``word``}, once every monitoring host
-    has lines from every one of ``hosts_wanted`` (or the timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = {m: {e["_HOSTNAME"] for e in central_log(fleet, m, word)} for m in MONS}
-        if all(hosts_wanted <= hosts for hosts in seen.values()) or time.monotonic() > deadline:
-            return seen
-        time.sleep(3)
 
 
 def test_one_request_id_finds_the_whole_path_on_both_monitoring_hosts(fleet, record_property):
@@ -354,39 +259,6 @@ def test_a_stopped_node_pages_and_resolves_through_the_webhook(fleet, receiver,
     # Each alert once, though both Alertmanagers of the pair had it: they gossip.
     firing = [line for _, line in receiver.lines if line.startswith("FIRING NodeDown")]
     assert len(firing) == 1, firing
-
-
-def test_a_recreated_monitoring_host_keeps_its_metrics_history(fleet, mon):
-    """mon2 re-provisioned (a new container, nothing of the old one) and converged: the same
-    filesystem comes back, with the samples scraped and the logs received before."""
-    host = "mon2"
-    then = time.time() - 30
-    history = len(mon.query(host, 'up{job="node"}', at=then))
-    assert history == len(fleet.hosts)
-    marker = f"e2e-before-recreate-{secrets.token_hex(6)}"
-    fleet.sh("lb1", f"logger -t e2e {marker}")
-    assert "lb1" in wait_for_log(fleet, marker, {"lb1"})[host]
-    uuid, container = disk_uuid(fleet, host), container_id(fleet, host)
-
-    run = fleet.ansible_playbook(
-        "playbooks/provision.yml",
-        "-e",
-        "fleet_recreate=true",
-        "-e",
-        f"fleet_provision_group={host}",
-    )
-    assert run.returncode == 0, run.stdout[-4000:]
-    assert container_id(fleet, host) != container
-    run = fleet.ansible_playbook("site.yml", "--limit", host)
-    assert run.returncode == 0, run.stdout[-4000:]
-
-    assert disk_uuid(fleet, host) == uuid
-    assert len(mon.query(host, 'up{job="node"}', at=then)) == history
-    assert {e["_HOSTNAME"] for e in central_log(fleet, host, marker)} == {"lb1"}
-    # The converge's gate held it until it was a full member again: the pair gossips.
-    status, _, body = mon.call("mon1", "/alertmanager/api/v2/status", "viewer")
-    assert status == 200, body[:300]
-    assert len(json.loads(body)["cluster"]["peers"]) == len(MONS)
 
 
 SHORT_WINDOWS = "tests/promtool/short-windows/vars.yml"

@@ -1,6 +1,5 @@
-"""Data written survives a full re-converge (which changes nothing), a db restart and a re-created
-db container (its disk is mounted again, never formatted again); a restore returns to the backup
-without a failed request."""
+"""Data written survives a db restart; a restore returns to the backup without a failed request.
+(A re-created db container finds its database on its disk: test_recreated_hosts.)"""
 
 from __future__ import annotations
 
@@ -8,27 +7,15 @@ import json
 import re
 import secrets
 import time
-import urllib.parse
 
-from tests.e2e.conftest import fetch
+from tests.e2e.db import datadir_on_disk, quote_count, stored, write_quote
+from tests.e2e.web import fetch
 from tests.load import Call, SteadyLoad
 
 
-def editor_token(fleet):
-    form = urllib.parse.urlencode({"username": "noadmin", "password": "noPow3r"}).encode()
-    status, _, body = fetch(f"{fleet.http}/login", data=form)
-    assert status == 200, body
-    return json.loads(body)["data"]
-
-
-def quote_count(fleet):
-    out = fleet.sh("db1", "mariadb -N -e 'SELECT COUNT(*) FROM fleetops.quotes'").stdout
-    return int(out.strip())
-
-
 def test_written_data_survives_a_db_restart(fleet):
-    """A converge onto the existing database is the next test's (a re-created db1), and the
-    whole fleet's second run (changed=0 on every host) is test_rollouts' (a)."""
+    """A converge onto the existing database is test_recreated_hosts' (a re-created db1), and
+    the whole fleet's second run (changed=0 on every host) is test_rollouts' (a)."""
     text = f"persistent {secrets.token_hex(6)}"
     write_quote(fleet, text)
     before = quote_count(fleet)
@@ -48,74 +35,6 @@ def test_written_data_survives_a_db_restart(fleet):
     assert stored(fleet, text)
     # The disk came back at boot by itself (fstab), before MariaDB started.
     assert datadir_on_disk(fleet)
-
-
-# roles/mariadb: the data disk's mount point; the datadir is a bind mount of its mysql directory.
-DISK_MOUNT = "/srv/mariadb"
-
-
-def mounted(fleet, host, path, column):
-    out = fleet.sh(host, f"findmnt -n -o {column} --mountpoint {path}", check=False)
-    return out.stdout.strip()
-
-
-def datadir_on_disk(fleet):
-    disk = mounted(fleet, "db1", DISK_MOUNT, "SOURCE")
-    return bool(disk) and mounted(fleet, "db1", "/var/lib/mysql", "SOURCE") == f"{disk}[/mysql]"
-
-
-def test_a_recreated_db_container_finds_its_database_on_the_same_filesystem(fleet):
-    text = f"recreated {secrets.token_hex(6)}"
-    write_quote(fleet, text)
-    before = quote_count(fleet)
-    assert datadir_on_disk(fleet)
-    uuid = mounted(fleet, "db1", DISK_MOUNT, "UUID")
-    assert uuid
-    container = fleet.podman("inspect", "--format", "{{.Id}}", fleet.container("db1")).stdout
-
-    run = fleet.ansible_playbook(
-        "playbooks/provision.yml", "-e", "fleet_recreate=true", "-e", "fleet_provision_group=db"
-    )
-    assert run.returncode == 0, run.stdout[-4000:]
-    assert (
-        fleet.podman("inspect", "--format", "{{.Id}}", fleet.container("db1")).stdout != container
-    )
-    # A new container has nothing of the old one: no MariaDB, no fstab entry, nothing mounted.
-    assert not mounted(fleet, "db1", DISK_MOUNT, "SOURCE")
-
-    run = fleet.ansible_playbook("site.yml", "--limit", "db1")
-    assert run.returncode == 0, run.stdout[-4000:]
-    # Mounted again, not formatted again: the same filesystem holds the same database.
-    assert datadir_on_disk(fleet)
-    assert mounted(fleet, "db1", DISK_MOUNT, "UUID") == uuid
-    assert quote_count(fleet) == before
-    assert stored(fleet, text)
-    deadline = time.monotonic() + 90
-    while fetch(f"{fleet.http}/_ready")[0] != 200:
-        assert time.monotonic() < deadline, "the fleet was not ready 90 s after db1 was re-created"
-        time.sleep(1)
-
-
-def write_quote(fleet, text):
-    status, _, body = fetch(
-        f"{fleet.http}/quotes",
-        data=json.dumps({"author": "e2e", "text": text}).encode(),
-        headers={
-            "Authorization": f"Bearer {editor_token(fleet)}",
-            "Content-Type": "application/json",
-        },
-    )
-    assert status == 201, body
-
-
-def stored(fleet, text):
-    return (
-        fleet.sh(
-            "db1",
-            "mariadb -N -e \"SELECT COUNT(*) FROM fleetops.quotes WHERE text='" + text + "'\"",
-        ).stdout.strip()
-        == "1"
-    )
 
 
 def scrape(fleet, host, port):

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.ansible_output import changes_by_play
-from tests.e2e.conftest import ROOT, fetch
+from tests.e2e.conftest import ROOT
+from tests.e2e.web import fetch
 from tests.load import Call, SteadyLoad
 
 REPORT: dict[str, int] = {}
@@ -165,13 +166,26 @@ def deploy_log(fleet) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def record(name: str, load: SteadyLoad) -> None:
+def record(fleet, name: str, load: SteadyLoad) -> None:
     result = load.result
     REPORT[name] = result.failed
     print(
         f"{name}: {result.sent} requests, {result.failed} failed {dict(result.reasons)},"
         f" {result.retried} GETs resent after a keep-alive close"
     )
+    if result.failed:
+        # What the lb and the apps said meanwhile: servers marked down, and info's failed calls
+        # to data (timed out, refused, data's answer), to tell a drain's fault from starvation.
+        since = int(time.monotonic() - load.started) + 5
+        for host in fleet.groups["lb"] + fleet.groups["info"] + fleet.groups["data"]:
+            said = fleet.sh(
+                host,
+                f"journalctl --since=-{since}s -o short-precise --no-pager -u haproxy"
+                " -u 'fleetops-*' --grep 'is DOWN|is UP|failed|cannot connect|queue depth'"
+                " | tail -n 15",
+                check=False,
+            ).stdout
+            print(f"--- {host} meanwhile:\n{said}")
 
 
 def one_line_change(apps: Path) -> None:
@@ -189,7 +203,7 @@ def test_a_site_yml_deploys_a_new_release_in_batches_without_a_failed_request(
         time.sleep(2)
         done = fleet.ansible_playbook("site.yml", "-e", f"fleet_release_version={v}")
         time.sleep(2)
-    record("(a) site.yml with a new release", load)
+    record(fleet, "(a) site.yml with a new release", load)
     assert done.returncode == 0, done.stdout[-4000:]
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", done.stdout, re.M)
     assert {host for host, _ in recap} >= set(fleet.hosts)
@@ -233,7 +247,7 @@ def test_a_rollback_returns_info_to_the_release_before_without_a_failed_request(
         time.sleep(2)
         back = fleet.ansible_playbook("playbooks/rollback.yml", "-e", "tier=info")
         time.sleep(2)
-    record("(a) rollback.yml info", load)
+    record(fleet, "(a) rollback.yml info", load)
     assert back.returncode == 0, back.stdout[-4000:]
     assert running(fleet, "info") == previous
     # The release rolled back from stays beside it: a second rollback.yml would return to it.
@@ -264,7 +278,7 @@ def test_b_data_rolls_with_a_migration_without_a_failed_login_or_quote(fleet, re
         time.sleep(2)
         done = rollout(fleet, "-e", "tier=data", "-e", f"fleet_release_version={v3}")
         time.sleep(2)
-    record("(b) data with a migration", load)
+    record(fleet, "(b) data with a migration", load)
     assert done.returncode == 0, done.stdout[-4000:]
     assert running(fleet, "data") == {h: v3 for h in fleet.groups["data"]}
     applied = fleet.sh("db1", "mariadb -N -e 'SELECT name FROM fleetops.schema_migrations'").stdout
@@ -289,7 +303,7 @@ def test_c_a_bad_release_stops_at_the_first_batch_and_rolls_back(fleet, receiver
         time.sleep(2)
         done = rollout(fleet, "-e", "tier=info", "-e", f"fleet_release_version={bad}")
         time.sleep(2)
-    record("(c) bad release, rolled back", load)
+    record(fleet, "(c) bad release, rolled back", load)
     assert done.returncode != 0
     assert f"stopped at batch {fleet.groups['info'][0]}" in done.stdout, done.stdout[-4000:]
     assert running(fleet, "info") == before
@@ -320,7 +334,7 @@ def test_d_the_lb_reloads_its_config_without_a_failed_request(fleet, token):
             time.sleep(1)
         restored = fleet.ansible_playbook("site.yml", "--tags", "haproxy", "--limit", "lb")
         time.sleep(2)
-    record("(d) lb reloads", load)
+    record(fleet, "(d) lb reloads", load)
     assert changed.returncode == 0, changed.stdout[-3000:]
     assert restored.returncode == 0, restored.stdout[-3000:]
     assert "timeout client 30s" in fleet.sh("lb1", "cat /etc/haproxy/haproxy.cfg").stdout
@@ -366,7 +380,7 @@ def test_e_a_new_set_that_fails_its_gate_is_abandoned(fleet, receiver, token):
             "playbooks/infra_ab.yml", "-e", f"fleet_release_version={bad}"
         )
         time.sleep(2)
-    record("(e) infra A/B, new set fails its gate", load)
+    record(fleet, "(e) infra A/B, new set fails its gate", load)
     assert done.returncode != 0
     assert "infra A/B abandoned" in done.stdout, done.stdout[-4000:]
     fleet.refresh()
@@ -395,7 +409,7 @@ def test_e_the_infra_ab_switch_drops_nothing(fleet, receiver, token):
             "playbooks/infra_ab.yml", "-e", f"fleet_release_version={version}"
         )
         time.sleep(2)
-    record("(e) infra A/B switch", load)
+    record(fleet, "(e) infra A/B switch", load)
     assert done.returncode == 0, done.stdout[-4000:]
     fleet.refresh()
     new = fleet.groups["info"]
@@ -451,7 +465,7 @@ def test_f_info_rolls_to_a_new_release_and_a_second_rollout_is_refused_meanwhile
         out, _ = first.communicate(timeout=900)
         took = time.monotonic() - began
         time.sleep(2)
-    record("(f) info to a new release, a second rollout refused", load)
+    record(fleet, "(f) info to a new release, a second rollout refused", load)
     assert "rolling_update info" in held["action"]
     assert second.returncode != 0
     assert "environment is locked" in second.stdout
@@ -514,7 +528,7 @@ def naive_rollout(fleet, token, name: str, version: str) -> None:
             "tests/e2e/playbooks/naive_rolling_update.yml", "-e", f"naive_version={version}"
         )
         time.sleep(2)
-    record(name, load)
+    record(fleet, name, load)
     assert done.returncode == 0, done.stdout[-3000:]
 
 
