@@ -19,7 +19,8 @@ HOSTS = [*MONS, TARGET]
 testinfra_hosts = [f"podman://{name}" for name in HOSTS]
 REMOTE_DIR = "/var/log/journal/remote"
 PORT = 19532
-CA = "/etc/fleetops/ca.crt"
+# The uploaders' copy of the fleet CA certificate (roles/journal_upload), on every host.
+CA = "/etc/fleetops/ca/journal-upload.crt"
 # How long a line may take from logger on any host to both receivers' files.
 ARRIVAL_SECONDS = 30
 # The uploaders try again every 10 s (journal_upload_restart_sec), so a receiver back from an
