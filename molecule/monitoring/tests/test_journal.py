@@ -21,7 +21,7 @@ REMOTE_DIR = "/var/log/journal/remote"
 PORT = 19532
 # The uploaders' copy of the fleet CA certificate (roles/journal_upload), on every host.
 CA = "/etc/fleetops/ca/journal-upload.crt"
-# How long a line may take from logger on any host to both receivers' files.
+# How long a line may take from a unit on any host to both receivers' files.
 ARRIVAL_SECONDS = 30
 # The uploaders try again every 10 s (journal_upload_restart_sec), so a receiver back from an
 # outage has what it missed within that plus the arrival bound.
@@ -73,12 +73,14 @@ def received(mon, marker):
 
 
 def log_line(source, marker, unit):
-    """A JSON request line, as the apps write them, logged by a unit of its own (so the entry
-    carries _SYSTEMD_UNIT)."""
+    """A JSON request line, as the apps write them: on the stdout of a unit of its own, which
+    systemd streams to the journal under the unit's name, so the entry carries _SYSTEMD_UNIT
+    (a syslog datagram from `logger` lost it whenever logger exited before journald looked up
+    its unit, a race a loaded machine won)."""
     message = json.dumps({"event": "request", "path": "/api/test", "marker": marker})
     out = source.run(
-        f"systemd-run --quiet --wait --collect --unit={unit} "
-        f"logger -t {IDENTIFIER} {shlex.quote(message)}"
+        f"systemd-run --quiet --wait --collect --unit={unit} -p SyslogIdentifier={IDENTIFIER} "
+        f"echo {shlex.quote(message)}"
     )
     assert out.rc == 0, out.stderr
     return message
