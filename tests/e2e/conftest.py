@@ -51,6 +51,10 @@ class Fleet:
         ).stdout
         return out.split()
 
+    def container_id(self, host: str) -> str:
+        """The id of the host's container: a re-provisioned host gets a new one."""
+        return self.podman("inspect", "--format", "{{.Id}}", self.container(host)).stdout
+
     def groups_of(self, host: str) -> set[str]:
         return {g for g, members in self.groups.items() if host in members and g != "all"}
 

@@ -44,10 +44,6 @@ class Monitoring:
         return json.loads(body)["data"]["result"]
 
 
-def container_id(fleet, host):
-    return fleet.podman("inspect", "--format", "{{.Id}}", fleet.container(host)).stdout
-
-
 def disk_uuid(fleet, host):
     """The filesystem holding the tier's data: the data disk's, never the container's."""
     for path in ("/srv/monitoring/prometheus", "/srv/monitoring/alertmanager"):

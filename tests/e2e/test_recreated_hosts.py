@@ -13,7 +13,7 @@ import secrets
 import time
 
 from tests.e2e.db import DISK_MOUNT, datadir_on_disk, mounted, quote_count, stored, write_quote
-from tests.e2e.monitoring import MONS, central_log, container_id, disk_uuid, wait_for_log
+from tests.e2e.monitoring import MONS, central_log, disk_uuid, wait_for_log
 from tests.e2e.web import fetch
 
 HOSTS = ["db1", "mon2"]
@@ -34,7 +34,7 @@ def test_recreated_db_and_monitoring_hosts_find_their_data_on_their_disks(fleet,
     fleet.sh("lb1", f"logger -t e2e {marker}")
     assert "lb1" in wait_for_log(fleet, marker, {"lb1"})["mon2"]
     mon_uuid = disk_uuid(fleet, "mon2")
-    containers = {host: container_id(fleet, host) for host in HOSTS}
+    containers = {host: fleet.container_id(host) for host in HOSTS}
 
     run = fleet.ansible_playbook(
         "playbooks/provision.yml",
@@ -45,7 +45,7 @@ def test_recreated_db_and_monitoring_hosts_find_their_data_on_their_disks(fleet,
     )
     assert run.returncode == 0, run.stdout[-4000:]
     for host in HOSTS:
-        assert container_id(fleet, host) != containers[host], host
+        assert fleet.container_id(host) != containers[host], host
     # A new container has nothing of the old one: no MariaDB, no fstab entry, nothing mounted.
     assert not mounted(fleet, "db1", DISK_MOUNT, "SOURCE")
 
