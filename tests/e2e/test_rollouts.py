@@ -4,8 +4,9 @@
 idempotence check), and rollback.yml returns info to the release before; (b) data rolls with a
 migration; (c) a bad release stops at the first batch and rolls back; (d) the lb reloads; (e)
 the infrastructure A/B switch replaces the info hosts; (f) the deploy lock, while
-rolling_update.yml takes info to a new release; (g) the naive rollout, for comparison. The
-tests run in file order: each starts from the fleet the previous one left.
+rolling_update.yml takes info to a new release; (h) scale.yml takes info from 2 to 4 nodes and
+back, and data from 2 to 3 and back; (g) the naive rollout, for comparison, last: it leaves
+info broken. The tests run in file order: each starts from the fleet the previous one left.
 
 Each playbook run costs minutes of the suite on two cores, so each path runs once: site.yml on
 the whole fleet once after the first converge (a), rolling_update.yml for info once under load
@@ -355,9 +356,10 @@ def haproxy_backend(fleet, backend: str) -> dict[str, str]:
     }
 
 
-def lb_sources(fleet, port: int) -> list[IPv4Network]:
-    """The source networks lb1's firewall accepts on a port (nft may merge them into ranges)."""
-    ruleset = fleet.sh("lb1", "nft list ruleset").stdout
+def lb_sources(fleet, port: int, host: str = "lb1") -> list[IPv4Network]:
+    """The source networks a host's firewall (lb1's) accepts on a port (nft may merge them into
+    ranges)."""
+    ruleset = fleet.sh(host, "nft list ruleset").stdout
     nets: list[IPv4Network] = []
     for line in ruleset.splitlines():
         match = re.search(r"ip saddr \{?([^}]*?)\}? tcp dport " + str(port) + " accept", line)
@@ -518,6 +520,97 @@ def test_f_a_failed_run_releases_the_lock_too(fleet):
     )
     assert failed.returncode != 0
     assert "deploy lock released" in failed.stdout, failed.stdout[-2000:] + failed.stderr[-3000:]
+    assert lock_file(fleet) == ""
+
+
+def backend_sessions(fleet, backend: str) -> dict[str, int]:
+    """Each server's total sessions (stot) in a backend: which nodes served requests."""
+    out = fleet.sh(
+        "lb1", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
+    ).stdout
+    rows = [line.split(",") for line in out.splitlines() if line and not line.startswith("#")]
+    return {
+        row[1]: int(row[7] or 0)
+        for row in rows
+        if row[0] == backend and row[1] not in ("FRONTEND", "BACKEND")
+    }
+
+
+def config_servers(fleet, backend: str) -> list[str]:
+    """The servers of a backend in haproxy.cfg on disk (what a reload or restart starts with)."""
+    config = fleet.sh("lb1", "cat /etc/haproxy/haproxy.cfg").stdout
+    section = config.split(f"\nbackend {backend}\n", 1)[1].split("\n\n", 1)[0]
+    return sorted(re.findall(r"^\s+server (\S+) ", section, re.M))
+
+
+def scale(fleet, tier: str, count: int) -> subprocess.CompletedProcess[str]:
+    done = fleet.ansible_playbook(
+        "playbooks/scale.yml", "-e", f"tier={tier}", "-e", f"count={count}"
+    )
+    fleet.refresh()
+    return done
+
+
+@pytest.mark.parametrize(("tier", "peak"), [("info", 4), ("data", 3)])
+def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
+    fleet, receiver, token, tier, peak
+):
+    before = sorted(fleet.groups[tier])
+    assert len(before) == 2
+    (version,) = set(running(fleet, tier).values())
+    first_worker = haproxy_worker_pid(fleet)
+    receiver.events.clear()
+    with user_load(fleet, token, writes=True) as load:
+        time.sleep(2)
+        out = scale(fleet, tier, peak)
+        grown = sorted(fleet.groups[tier])
+        grown_backend = haproxy_backend(fleet, tier)
+        grown_running = running(fleet, tier)
+        grown_config = config_servers(fleet, tier)
+        grown_addresses = {host: fleet.address(host) for host in grown}
+        worker_after_out = haproxy_worker_pid(fleet)
+        served_before = backend_sessions(fleet, tier)
+        # What is on disk is what HAProxy runs: a reload (any later site.yml's) keeps them.
+        fleet.sh("lb1", "systemctl reload haproxy")
+        time.sleep(8)
+        reloaded_backend = haproxy_backend(fleet, tier)
+        served = backend_sessions(fleet, tier)
+        worker = haproxy_worker_pid(fleet)
+        inn = scale(fleet, tier, 2)
+        time.sleep(2)
+    record(fleet, f"(h) scale {tier} 2 -> {peak} -> 2", load)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert inn.returncode == 0, inn.stdout[-4000:]
+    # Out: new hosts of the tier's release, UP in HAProxy and on disk, without a reload.
+    new = sorted(set(grown) - set(before))
+    assert len(grown) == peak
+    assert set(before) < set(grown)
+    assert grown_running == {host: version for host in grown}
+    assert grown_backend == {host: "UP" for host in grown}
+    assert grown_config == grown
+    assert worker_after_out == first_worker
+    assert reloaded_backend == {host: "UP" for host in grown}
+    # Every new node took requests (after the reload, the counters start again).
+    assert all(served.get(host, 0) + served_before.get(host, 0) > 0 for host in new), served
+    # In: the highest-indexed hosts left HAProxy (no reload), the config and the fleet.
+    after = sorted(fleet.groups[tier])
+    assert len(after) == 2
+    assert haproxy_worker_pid(fleet) == worker
+    assert haproxy_backend(fleet, tier) == {host: "UP" for host in after}
+    assert config_servers(fleet, tier) == after
+    gone = set(grown) - set(after)
+    assert not {fleet.container(host) for host in gone} & set(fleet.containers())
+    # The peers forgot the removed hosts: the firewall of the host they called (info: the lb's
+    # data frontend; data: the database), Prometheus' targets.
+    peer, port = ("lb1", 9876) if tier == "info" else ("db1", 3306)
+    admitted = {str(a) for net in lb_sources(fleet, port, peer) for a in net}
+    assert {fleet.address(host) for host in after} <= admitted
+    assert not {grown_addresses[host] for host in gone} & admitted
+    targets = fleet.sh("mon1", "cat /etc/prometheus/prometheus.yml").stdout
+    assert not any(f'"instance": "{host}"' in targets for host in gone)
+    assert all(f'"instance": "{host}"' in targets for host in after)
+    assert load.result.failed == 0, dict(load.result.reasons)
+    assert receiver.kinds() == ["start", "batch", "success", "start", "success"]
     assert lock_file(fleet) == ""
 
 

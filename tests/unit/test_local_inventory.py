@@ -1,4 +1,4 @@
-"""The local inventory's info hosts: the set in service of two (.fleet/<FLEET_NAME>/info_set)."""
+"""The local inventory's app hosts in service (.fleet/<FLEET_NAME>/tiers.json, app_tiers.py)."""
 
 from __future__ import annotations
 
@@ -36,43 +36,77 @@ def inventory(fleet_name: str) -> dict:
     return json.loads(done.stdout)
 
 
-def set_in_service(fleet_name: str, name: str) -> None:
+def write_state(fleet_name: str, name: str, text: str) -> None:
     state = ROOT / ".fleet" / fleet_name
     state.mkdir(parents=True, exist_ok=True)
-    (state / "info_set").write_text(name + "\n")
+    (state / name).write_text(text)
 
 
-def test_a_new_fleet_serves_from_set_a(fleet_name):
+def test_a_new_fleet_is_the_base_one(fleet_name):
     data = inventory(fleet_name)
     assert data["info"]["hosts"] == ["info1", "info2"]
+    assert data["data"]["hosts"] == ["data1", "data2"]
     hostvars = data["_meta"]["hostvars"]
-    assert (hostvars["info1"]["fleet_host_index"], hostvars["info2"]["fleet_host_index"]) == (2, 3)
+    assert [hostvars[h]["fleet_host_index"] for h in ("info1", "info2", "data1", "data2")] == [
+        2,
+        3,
+        4,
+        5,
+    ]
     assert "info3" not in hostvars
 
 
-def test_after_a_switch_info_is_the_other_set_and_the_old_one_is_gone(fleet_name):
-    set_in_service(fleet_name, "b")
+def test_an_earlier_infra_ab_to_set_b_is_still_read(fleet_name):
+    write_state(fleet_name, "info_set", "b\n")
     data = inventory(fleet_name)
     assert data["info"]["hosts"] == ["info3", "info4"]
+    assert not {"info1", "info2"} & set(data["_meta"]["hostvars"])
+
+
+def test_a_scaled_fleet_has_the_recorded_hosts_each_with_its_own_index(fleet_name):
+    write_state(
+        fleet_name,
+        "tiers.json",
+        json.dumps(
+            {"info": ["info5", "info1", "info2", "info3"], "data": ["data1", "data2", "data3"]}
+        ),
+    )
+    data = inventory(fleet_name)
+    assert data["info"]["hosts"] == ["info1", "info2", "info3", "info5"]
+    assert data["data"]["hosts"] == ["data1", "data2", "data3"]
     hostvars = data["_meta"]["hostvars"]
-    assert not {"info1", "info2"} & set(hostvars)
-    # Every host keeps a unique index (its SSH port and address derive from it).
+    assert (hostvars["info5"]["fleet_host_index"], hostvars["data3"]["fleet_host_index"]) == (
+        25,
+        43,
+    )
+    # Every host keeps a unique index (its SSH port and address derive from it), the
+    # monitoring and lb hosts' included.
     indexes = [v["fleet_host_index"] for v in hostvars.values()]
     assert len(indexes) == len(set(indexes))
-    assert hostvars["info3"]["fleet_info_active_set"] == "b"
+    assert hostvars["mon1"]["fleet_tier_members"]["info"] == ["info1", "info2", "info3", "info5"]
 
 
-def test_an_unknown_set_is_refused(fleet_name):
-    set_in_service(fleet_name, "c")
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("info_set", "c\n", "unknown info set 'c'"),
+        ("tiers.json", '{"info": ["info1", "web1"], "data": ["data1"]}', "unknown hosts ['web1']"),
+        ("tiers.json", '{"info": ["info1"]}', "must map exactly info, data"),
+        ("tiers.json", '{"info": [], "data": ["data1"]}', "non-empty list"),
+        ("tiers.json", "{", "not JSON"),
+    ],
+)
+def test_a_bad_state_file_is_refused(fleet_name, name, text, message):
+    write_state(fleet_name, name, text)
     done = subprocess.run(
-        [str(ROOT / "inventories/local/info_sets.py"), "--list"],
+        [str(ROOT / "inventories/local/app_tiers.py"), "--list"],
         env=ansible_env(FLEET_NAME=fleet_name),
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode != 0
-    assert "unknown info set 'c'" in done.stderr
+    assert message in done.stderr
 
 
 CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_ssh_common_args", "fleet_ssh_proxy")
