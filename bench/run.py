@@ -24,15 +24,31 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wrk
+
+from tests.overload import closed_loop, open_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 GOALS_MS = {"info": 50.0, "data": 200.0}
 LOAD_FACTOR = 0.8
-# The bench fleet only: the controller may reach info directly.
+# The bench fleet only: the controller may reach info directly, and every login it sends is
+# measured rather than turned away by the per-client rate limit (its one address sends them all).
 DIRECT_RULE = "ip saddr {{ fleet_controller_address }} tcp dport 5555 accept"
+BENCH_VARS = {
+    "hardening_firewall_extra_rules": [DIRECT_RULE],
+    "haproxy_login_rate_limit": 1_000_000,
+}
+# The overload run's mix: info alone, and info with a read from data.
+OVERLOAD_PATHS = ["/version", "/quote"]
+# scrypt as fleetops_data.passwords runs it, timed in CPU seconds on a data node.
+HASH_CPU = (
+    "import hashlib, os, time; began = time.process_time(); "
+    "[hashlib.scrypt(b'p', salt=os.urandom(16), n=2**14, r=8, p=1, maxmem=64 * 2**20, dklen=32)"
+    " for _ in range(20)]; print((time.process_time() - began) / 20)"
+)
 
 
 class Fleet:
@@ -77,6 +93,17 @@ class Fleet:
             check=True,
         )
         return json.loads(done.stdout)
+
+    def sh(self, host: str, command: str) -> str:
+        return subprocess.run(
+            ["podman", "exec", f"{self.name}-{host}", "sh", "-c", command],
+            env=self.env, capture_output=True, text=True, check=True, timeout=300,
+        ).stdout  # fmt: skip
+
+    def haproxy(self, command: str) -> str:
+        return self.sh(
+            "lb1", f"echo '{command}' | socat stdio unix-connect:/run/haproxy/admin.sock"
+        )
 
     def address(self, host: str) -> str:
         out = subprocess.run(
@@ -137,7 +164,7 @@ def machine() -> str:
 def measure(fleet: Fleet) -> dict:
     results: dict = {"machine": machine(), "fleet": fleet.name}
     fleet.playbook("playbooks/provision.yml")
-    extra = ["-e", json.dumps({"hardening_firewall_extra_rules": [DIRECT_RULE]})]
+    extra = ["-e", json.dumps(BENCH_VARS)]
     first, _ = fleet.playbook("site.yml", *extra)
     noop, out = fleet.playbook("site.yml", *extra)
     results["converge_seconds"] = {"first": round(first, 1), "noop": round(noop, 1)}
@@ -163,6 +190,9 @@ def measure(fleet: Fleet) -> dict:
         fleet.public + "/quote", runs["data-backed via haproxy (/quote)"]
     )
     results["wrk"] = {name: vars(run) for name, run in runs.items()}
+    results["scaling"] = scaling_curve(fleet, fleet.public + convert, token, info_hosts)
+    results["logins"] = login_bound(fleet, runs["/login via haproxy"])
+    results["overload"] = overload(fleet)
 
     version = (
         subprocess.run(
@@ -183,6 +213,87 @@ def measure(fleet: Fleet) -> dict:
         shutil.rmtree(ROOT / "build/releases" / version, ignore_errors=True)
     results["rollout_seconds_per_info_node"] = round(took / len(info_hosts), 1)
     return results
+
+
+class CpuBusy:
+    """The machine's busy share of CPU time between start and stop (/proc/stat)."""
+
+    def __enter__(self) -> CpuBusy:
+        self.start = self._read()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        end = self._read()
+        total = end[0] - self.start[0]
+        self.share = (end[1] - self.start[1]) / total if total else 0.0
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), sum(fields) - idle
+
+
+def scaling_curve(fleet: Fleet, url: str, token: str, info_hosts: list[str]) -> dict:
+    """Saturation with 1, 2 and 4 info nodes (1: the others disabled in HAProxy; 4: scale.yml)."""
+    curve = {}
+
+    def saturate(nodes: int) -> None:
+        with CpuBusy() as cpu:
+            run = wrk.run(url, token=token, connections=8 * nodes)
+        curve[nodes] = {
+            "rps": run.rps,
+            "p99_ms": run.p99_ms,
+            "errors": run.errors,
+            "cpu_busy": round(cpu.share, 3),
+        }
+
+    for host in info_hosts[1:]:
+        fleet.haproxy(f"disable server info/{host}")
+    try:
+        saturate(1)
+    finally:
+        for host in info_hosts[1:]:
+            fleet.haproxy(f"enable server info/{host}")
+    time.sleep(5)
+    saturate(2)
+    fleet.playbook("playbooks/scale.yml", "-e", "tier=info", "-e", "count=4")
+    try:
+        saturate(4)
+    finally:
+        fleet.playbook("playbooks/scale.yml", "-e", "tier=info", "-e", "count=2")
+    return curve
+
+
+def login_bound(fleet: Fleet, logins: wrk.Run) -> dict:
+    """Verified logins a second vs what the data nodes' cores can hash (one hash's CPU time)."""
+    data_hosts = fleet.inventory()["data"]["hosts"]
+    hash_cpu = float(fleet.sh(data_hosts[0], f'python3 -c "{HASH_CPU}"').strip())
+    cores = int(fleet.sh(data_hosts[0], "nproc").strip())
+    verified = (logins.requests - logins.errors) / 10
+    return {
+        "hash_cpu_seconds": round(hash_cpu, 4),
+        "data_nodes": len(data_hosts),
+        "cores_per_node": cores,
+        "bound_rps": round(len(data_hosts) * cores / hash_cpu, 1),
+        "verified_rps": round(verified, 1),
+        "turned_away": logins.errors,
+    }
+
+
+def overload(fleet: Fleet) -> dict:
+    """Three times the saturation rate, offered at a fixed rate: admitted, shed, timed out."""
+    port = fleet.port_base + 80
+    saturation = closed_loop(port, OVERLOAD_PATHS, concurrency=32, seconds=8).ok_rps()
+    sample = open_loop(port, OVERLOAD_PATHS, rate=3 * saturation, seconds=10)
+    return {
+        "saturation_rps": round(saturation, 1),
+        "offered_rps": round(3 * saturation, 1),
+        "sent": sample.sent,
+        "admitted_p99_ms": round(sample.percentile(99), 1),
+        "shed_share": round(len(sample.shed()) / sample.sent, 3),
+        "timed_out_share": round(len(sample.timed_out()) / sample.sent, 3),
+    }
 
 
 def table(r: dict) -> str:
@@ -225,6 +336,32 @@ def table(r: dict) -> str:
             f"{noop / first:.2f}",
             f"{noop:.0f} s / {first:.0f} s"
             + ("" if r["noop_changed_zero"] else " (the no-op run changed something!)"),
+        ),
+    ]
+    curve, logins, over = r["scaling"], r["logins"], r["overload"]
+    one = curve[1]["rps"]
+    for nodes, point in sorted(curve.items(), key=lambda item: int(item[0])):
+        rows.append(
+            (
+                f"info saturation with {nodes} node(s) ÷ with 1",
+                f"{point['rps'] / one:.2f}",
+                f"{point['rps']:.0f} rps at {point['cpu_busy']:.0%} of the machine's CPU busy",
+            )
+        )
+    rows += [
+        (
+            "verified logins/s ÷ KDF bound (data nodes x cores ÷ one hash's CPU time)",
+            f"{logins['verified_rps'] / logins['bound_rps']:.2f}",
+            f"{logins['verified_rps']:.0f} / {logins['bound_rps']:.0f}"
+            f" ({logins['data_nodes']} x {logins['cores_per_node']}"
+            f" ÷ {logins['hash_cpu_seconds'] * 1000:.0f} ms)",
+        ),
+        (
+            "at 3x saturation: admitted p99 ÷ 50 ms goal",
+            f"{over['admitted_p99_ms'] / GOALS_MS['info']:.2f}",
+            f"p99 {over['admitted_p99_ms']:.1f} ms; {over['offered_rps']:.0f} rps offered"
+            f" (saturation {over['saturation_rps']:.0f}); shed {over['shed_share']:.0%},"
+            f" timed out {over['timed_out_share']:.0%} (must be 0)",
         ),
     ]
     errors = sum(run["errors"] for run in w.values())

@@ -8,6 +8,7 @@ import webtest
 from data_testkit import TOKEN, assert_json_error
 
 from fleetops_data.app import build_app
+from fleetops_data.kdfgate import KdfGate
 
 PROTECTED = [
     ("GET", "/api/version"),
@@ -117,6 +118,21 @@ def users(migrated):
 def test_auth_succeeds(client, users):
     response = client.post_json("/api/auth", {"username": "carol", "password": "carols password"})
     assert response.json == {"username": "carol", "role": "editor"}
+
+
+def test_logins_past_the_hashing_bound_get_a_fast_503_while_reads_go_on(config, users):
+    gate = KdfGate(workers=1, waiting=0, wait_seconds=0)
+    client = webtest.TestApp(
+        build_app(config, users, gate), extra_environ={"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+    )
+    credentials = {"username": "carol", "password": "carols password"}
+    with gate.slot():  # another login is hashing
+        response = client.post_json("/api/auth", credentials, status=503)
+        assert_json_error(response, 503)
+        assert response.headers["Retry-After"] == "1"
+        assert client.get("/api/quotes?limit=1").status_int == 200
+    assert gate.turned_away == 1
+    assert client.post_json("/api/auth", credentials).json["username"] == "carol"
 
 
 @pytest.mark.parametrize(

@@ -107,3 +107,22 @@ def test_bad_values_name_the_variable(name, value):
         env[name] = value
     with pytest.raises(ConfigError, match=name):
         Config.from_env(env)
+
+
+def test_logins_hash_on_at_most_the_cores_and_a_quarter_of_the_threads():
+    config = Config.from_env(REQUIRED, cpus=2)
+    assert (config.kdf_workers, config.kdf_waiting, config.kdf_wait_seconds) == (2, 2, 1.0)
+    big = Config.from_env({**REQUIRED, "THREADS": "64"}, cpus=8)
+    assert (big.kdf_workers, big.kdf_waiting) == (8, 8)
+    small = Config.from_env({**REQUIRED, "THREADS": "2"}, cpus=4)
+    assert (small.kdf_workers, small.kdf_waiting) == (1, 0)
+    assert Config.from_env(REQUIRED).kdf_workers >= 1  # from this process's CPU affinity
+
+
+def test_the_kdf_bounds_are_read_and_must_leave_threads_to_reads():
+    config = Config.from_env(
+        {**REQUIRED, "KDF_WORKERS": "3", "KDF_WAITING": "1", "KDF_WAIT_SECONDS": "0.25"}, cpus=2
+    )
+    assert (config.kdf_workers, config.kdf_waiting, config.kdf_wait_seconds) == (3, 1, 0.25)
+    with pytest.raises(ConfigError, match="starve reads"):
+        Config.from_env({**REQUIRED, "KDF_WORKERS": "4", "KDF_WAITING": "4"}, cpus=2)

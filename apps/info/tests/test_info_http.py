@@ -343,6 +343,7 @@ def test_login_with_a_huge_chunked_body_is_413(wsgi):
 def test_login_when_data_is_down_is_503(down_app):
     response = down_app.post("/login", {"username": "admin", "password": "secret"}, status=503)
     assert_json_error(response, 503, "data service unavailable")
+    assert response.headers["Retry-After"] == "1"
 
 
 def test_login_when_data_is_slow_is_503_within_the_timeout(app, fake_data):

@@ -20,11 +20,13 @@ from fleetops_common.web import abort_json, json_response, new_app, read_json_ob
 from fleetops_data import validation
 from fleetops_data.config import Config
 from fleetops_data.db import DatabaseUnavailable
+from fleetops_data.kdfgate import KdfBusy, KdfGate
 from fleetops_data.store import Store
 
 log = logging.getLogger("fleetops-data")
 
 Route = Callable[..., Any]
+RETRY_SOON = {"Retry-After": "1"}
 T = TypeVar("T")
 
 
@@ -35,10 +37,13 @@ def _valid(check: Callable[..., T], *args: Any, status: int) -> T:
         abort_json(status, str(exc))
 
 
-def build_app(config: Config, store: Store) -> WSGIApp:
+def build_app(config: Config, store: Store, kdf: KdfGate | None = None) -> WSGIApp:
+    """The WSGI app; ``kdf`` bounds the logins hashed at once (by default from ``config``)."""
     app = new_app()
     metrics = Metrics("data", config.version)
     token = config.api_token.encode()
+    if kdf is None:
+        kdf = KdfGate(config.kdf_workers, config.kdf_waiting, config.kdf_wait_seconds)
 
     def require_token(callback: Route) -> Route:
         @functools.wraps(callback)
@@ -91,7 +96,13 @@ def build_app(config: Config, store: Store) -> WSGIApp:
     def auth() -> Any:
         body = read_json_object(bottle.request)
         username, password = _valid(validation.credentials, body, status=400)
-        user = store.authenticate(username, password)
+        try:
+            with kdf.slot():
+                user = store.authenticate(username, password)
+        except KdfBusy:
+            # Shed at once rather than queue: a login retried in a second costs less than
+            # reads that wait behind a pile of password hashes.
+            abort_json(503, "too many logins at once, try again shortly", headers=RETRY_SOON)
         if user is None:
             abort_json(401, "wrong username or password")
         return json_response({"username": user[0], "role": user[1]})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from fleetops_common.envconfig import app_version, env_float, env_int, env_str
+from fleetops_common.envconfig import ConfigError, app_version, env_float, env_int, env_str
 from fleetops_common.server import ServerSettings
 
 # Long enough that guessing is hopeless; Vault generates much longer ones.
@@ -29,11 +30,36 @@ class Config:
     db_connect_timeout: float
     db_read_timeout: float
     db_write_timeout: float
+    # Logins hashing at once, logins waiting for that, and how long one waits (kdfgate.py).
+    kdf_workers: int
+    kdf_waiting: int
+    kdf_wait_seconds: float
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Config:
-        """Build the config, raising ``ConfigError`` naming the first unusable variable."""
-        threads = env_int(env, "THREADS", 8, minimum=1, maximum=256)
+    def from_env(cls, env: Mapping[str, str], cpus: int | None = None) -> Config:
+        """Build the config, raising ``ConfigError`` naming the first unusable variable.
+
+        ``cpus``: the cores this process may use (default: its CPU affinity).
+        """
+        threads = env_int(env, "THREADS", 8, minimum=2, maximum=256)
+        cores = cpus if cpus is not None else len(os.sched_getaffinity(0))
+        # Hashing more at once than there are cores only makes each login slower; a quarter of
+        # the threads at most, and as many waiting, leaves half of them to reads.
+        kdf_workers = env_int(
+            env, "KDF_WORKERS", max(1, min(cores, threads // 4)), minimum=1, maximum=256
+        )
+        kdf_waiting = env_int(
+            env,
+            "KDF_WAITING",
+            max(0, min(kdf_workers, threads - 1 - kdf_workers)),
+            minimum=0,
+            maximum=256,
+        )
+        if kdf_workers + kdf_waiting >= threads:
+            raise ConfigError(
+                f"KDF_WORKERS + KDF_WAITING ({kdf_workers} + {kdf_waiting}) must be less than "
+                f"THREADS ({threads}): logins would take every thread and starve reads"
+            )
         return cls(
             bind_host=env_str(env, "BIND_HOST", "127.0.0.1"),
             port=env_int(env, "PORT", 9876, minimum=1, maximum=65535),
@@ -52,6 +78,9 @@ class Config:
             db_connect_timeout=env_float(env, "DB_CONNECT_TIMEOUT", 2.0, minimum=0.1, maximum=60.0),
             db_read_timeout=env_float(env, "DB_READ_TIMEOUT", 5.0, minimum=0.1, maximum=600.0),
             db_write_timeout=env_float(env, "DB_WRITE_TIMEOUT", 5.0, minimum=0.1, maximum=600.0),
+            kdf_workers=kdf_workers,
+            kdf_waiting=kdf_waiting,
+            kdf_wait_seconds=env_float(env, "KDF_WAIT_SECONDS", 1.0, minimum=0.0, maximum=30.0),
         )
 
     def server_settings(self) -> ServerSettings:

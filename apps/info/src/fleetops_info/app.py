@@ -27,6 +27,7 @@ _PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; for
 
 Response = bottle.HTTPResponse
 P = ParamSpec("P")
+RETRY_SOON = {"Retry-After": "1"}
 R = TypeVar("R")
 
 
@@ -38,7 +39,9 @@ def _needs_data(route: Callable[P, R]) -> Callable[P, R]:
         try:
             return route(*args, **kwargs)
         except DataUnavailable:
-            abort_json(503, "data service unavailable, try again later")
+            # Every cause is passing (data busy hashing logins, a node restarting, the database
+            # away): tell clients when to come back rather than let them hammer.
+            abort_json(503, "data service unavailable, try again later", headers=RETRY_SOON)
 
     return wrapper
 
