@@ -11,6 +11,7 @@ the inventory).
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import secrets
 import shutil
@@ -380,3 +381,49 @@ def test_the_local_fleet_passes_the_deploy_preflight(tmp_path):
         assert "local: secrets and TLS material pass the preflight" in run.stdout
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+# --- region_capacity.yml: drain a region of the global load balancer -----------------------
+
+
+def backend_scalers(plan_file: Path) -> dict[str, float]:
+    desired = json.loads(plan_file.read_text())["desired"]
+    regions = {g["self_link"]: g["region"] for g in desired["instance_groups"]}
+    (backend,) = desired["backend_services"]
+    return {regions[b["group"]]: b["capacity_scaler"] for b in backend["backends"]}
+
+
+def test_a_region_is_drained_recorded_and_stays_drained_until_given_back(tmp_path):
+    inventory = stand_in_inventory("prod", tmp_path)
+    write_vault(inventory, ready_vault())
+    plan = tmp_path / "plan.json"
+    plan_only = ["-e", "gce_infra_plan_only=true", "-e", f"gce_infra_plan_file={plan}"]
+    drain = playbook(
+        inventory, "playbooks/region_capacity.yml", "-e", "region=us-central1", "-e", "capacity=0",
+        *plan_only,
+    )  # fmt: skip
+    assert drain.returncode == 0, drain.stdout[-4000:]
+    assert backend_scalers(plan) == {"europe-west1": 1.0, "us-central1": 0.0}
+    recorded = yaml.safe_load((inventory / "region_capacity.yml").read_text())
+    assert recorded == {"gce_infra_region_capacity": {"us-central1": 0.0}}
+
+    # A later provisioning run keeps the region drained...
+    plan.unlink()
+    again = playbook(inventory, "playbooks/provision.yml", *plan_only)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert backend_scalers(plan)["us-central1"] == 0.0
+    # ...draining the last region with capacity is refused, and nothing is recorded...
+    refused = playbook(
+        inventory, "playbooks/region_capacity.yml", "-e", "region=europe-west1", "-e", "capacity=0",
+        *plan_only,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "would leave no region with capacity" in refused.stdout
+    assert yaml.safe_load((inventory / "region_capacity.yml").read_text()) == recorded
+    # ...and giving it back restores it.
+    back = playbook(
+        inventory, "playbooks/region_capacity.yml", "-e", "region=us-central1", "-e", "capacity=1",
+        *plan_only,
+    )  # fmt: skip
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert backend_scalers(plan) == {"europe-west1": 1.0, "us-central1": 1.0}

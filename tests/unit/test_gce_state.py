@@ -622,3 +622,48 @@ def test_ansible_sees_the_filters():
     assert filters["gce_nat_outcome"] is gce.gce_nat_outcome
     assert filters["gce_nats_to_create"] is gce.gce_nats_to_create
     assert filters["gce_disks_without_snapshots"] is gce.gce_disks_without_snapshots
+
+
+# --- far users: the nearest region with capacity ------------------------------------------
+
+
+def test_each_region_takes_requests_up_to_its_rate_then_spills_to_the_next(state):
+    (backend,) = state["backend_services"]
+    regions = {g["self_link"]: g["region"] for g in state["instance_groups"]}
+    assert {regions[b["group"]] for b in backend["backends"]} == set(regions.values())
+    for b in backend["backends"]:
+        assert b["balancing_mode"] == "RATE"
+        assert b["max_rate_per_instance"] == 1000.0
+        assert b["capacity_scaler"] == 1.0
+
+
+def test_a_drained_region_gets_no_new_requests_and_the_others_keep_theirs():
+    state = gce.gce_desired_state(
+        config_of("prod", region_capacity={"us-central1": 0.0}, lb_max_rate_per_instance=400)
+    )
+    groups = {g["self_link"]: g["region"] for g in state["instance_groups"]}
+    scalers = {
+        groups[b["group"]]: b["capacity_scaler"] for b in state["backend_services"][0]["backends"]
+    }
+    assert scalers == {"europe-west1": 1.0, "us-central1": 0.0}
+    assert {b["max_rate_per_instance"] for b in state["backend_services"][0]["backends"]} == {400.0}
+
+
+@pytest.mark.parametrize(
+    ("capacity", "message"),
+    [
+        ({"europe-west1": 0, "us-central1": 0.0}, "drains every region"),
+        ({"asia-south1": 0.0}, "lacks"),
+        ({"us-central1": 1.5}, "from 0.0 to 1.0"),
+        ({"us-central1": "half"}, "from 0.0 to 1.0"),
+        ({"us-central1": True}, "from 0.0 to 1.0"),
+    ],
+)
+def test_region_capacity_is_checked(capacity, message):
+    with pytest.raises(gce.GceStateError, match=message):
+        gce.gce_desired_state(config_of("prod", region_capacity=capacity))
+
+
+def test_a_dev_region_of_one_cannot_be_drained():
+    with pytest.raises(gce.GceStateError, match="drains every region"):
+        gce.gce_desired_state(config_of("dev", region_capacity={"europe-west1": 0.0}))

@@ -59,6 +59,9 @@ NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 ACCOUNT_ID_RE = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 LOCAL_ENVIRONMENTS = ("local",)
 DEFAULT_IMAGE = "projects/debian-cloud/global/images/family/debian-12"
+# Requests a second one region's HAProxy instance takes from the global LB before new clients
+# spill over to the next nearest region (gce_infra_lb_max_rate_per_instance).
+LB_MAX_RATE_PER_INSTANCE = 1000
 # Policy priorities: accepts first, the explicit deny last (GCE evaluates low numbers first).
 ALLOW_PRIORITY = 1000
 DENY_PRIORITY = 65535
@@ -436,6 +439,12 @@ def _load_balancer(
         "request_path": config.get("health_check_path", "/_health"),
         "self_link": f"{glob}/healthChecks/{environment}-lb-health",
     }
+    capacity = _region_capacity(config, regions)
+    max_rate = config.get("lb_max_rate_per_instance", LB_MAX_RATE_PER_INSTANCE)
+    if isinstance(max_rate, bool) or not isinstance(max_rate, int) or max_rate < 1:
+        raise GceStateError(
+            f"lb_max_rate_per_instance must be a positive number of requests/s, not {max_rate!r}"
+        )
     backend = {
         "name": web,
         "protocol": "HTTPS",
@@ -443,8 +452,16 @@ def _load_balancer(
         "timeout_sec": 30,
         "draining_timeout_sec": 30,
         "health_checks": [health_check["self_link"]],
+        # RATE: a region takes requests up to its HAProxy instances' rate, and a client goes to
+        # the nearest region that has capacity left (the rest spill over to the next nearest).
+        # HAProxy's CPU says nothing of the app tiers behind it, so UTILIZATION would not.
         "backends": [
-            {"group": g["self_link"], "balancing_mode": "UTILIZATION", "capacity_scaler": "1.0"}
+            {
+                "group": g["self_link"],
+                "balancing_mode": "RATE",
+                "max_rate_per_instance": float(max_rate),
+                "capacity_scaler": capacity[g["region"]],
+            }
             for g in groups
         ],
         "self_link": f"{glob}/backendServices/{web}",
@@ -503,6 +520,29 @@ def _load_balancer(
             },
         ],
     }
+
+
+def _region_capacity(config: Mapping[str, Any], regions: list[dict[str, Any]]) -> dict[str, float]:
+    """Each region's capacity scaler for the global LB: 1.0, or what ``region_capacity`` sets
+    (0.0 drains a region: no new requests reach it; playbooks/region_capacity.yml)."""
+    names = [r["name"] for r in regions]
+    given = config.get("region_capacity") or {}
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise GceStateError(f"region_capacity names regions this environment lacks: {unknown}")
+    capacity = {}
+    for name in names:
+        value = given.get(name, 1.0)
+        try:
+            scaler = float(value)
+        except (TypeError, ValueError):
+            scaler = -1.0
+        if isinstance(value, bool) or not 0.0 <= scaler <= 1.0:
+            raise GceStateError(f"region_capacity of {name} must be from 0.0 to 1.0, not {value!r}")
+        capacity[name] = scaler
+    if not any(capacity.values()):
+        raise GceStateError("region_capacity drains every region: nothing would serve the users")
+    return capacity
 
 
 def _positive_days(config: Mapping[str, Any], key: str, default: int) -> int:
