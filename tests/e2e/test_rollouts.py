@@ -350,14 +350,15 @@ def test_d_the_lb_reloads_its_config_without_a_failed_request(fleet, token):
     assert load.result.failed == 0, dict(load.result.reasons)  # ...and no request noticed
 
 
-def haproxy_backend(fleet, backend: str) -> dict[str, str]:
-    """HAProxy's servers of a backend and their status, from its runtime API."""
+def haproxy_backend(fleet, backend: str, column: int = 17) -> dict[str, str]:
+    """HAProxy's servers of a backend and one column of `show stat` (17: their status; 7: the
+    total sessions each served), from its runtime API."""
     out = fleet.sh(
         "lb1", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
     ).stdout
     rows = [line.split(",") for line in out.splitlines() if line and not line.startswith("#")]
     return {
-        row[1]: row[17]
+        row[1]: row[column]
         for row in rows
         if row[0] == backend and row[1] not in ("FRONTEND", "BACKEND")
     }
@@ -532,15 +533,7 @@ def test_f_a_failed_run_releases_the_lock_too(fleet):
 
 def backend_sessions(fleet, backend: str) -> dict[str, int]:
     """Each server's total sessions (stot) in a backend: which nodes served requests."""
-    out = fleet.sh(
-        "lb1", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
-    ).stdout
-    rows = [line.split(",") for line in out.splitlines() if line and not line.startswith("#")]
-    return {
-        row[1]: int(row[7] or 0)
-        for row in rows
-        if row[0] == backend and row[1] not in ("FRONTEND", "BACKEND")
-    }
+    return {name: int(count or 0) for name, count in haproxy_backend(fleet, backend, 7).items()}
 
 
 def config_servers(fleet, backend: str) -> list[str]:
