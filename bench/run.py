@@ -293,6 +293,7 @@ def overload(fleet: Fleet) -> dict:
         "admitted_p99_ms": round(sample.percentile(99), 1),
         "shed_share": round(len(sample.shed()) / sample.sent, 3),
         "timed_out_share": round(len(sample.timed_out()) / sample.sent, 3),
+        "unsent_share": round(len(sample.unsent()) / sample.sent, 3),
     }
 
 

@@ -18,9 +18,13 @@ MAX_CONNECTIONS = 2000
 MAX_REQUESTS = 200_000
 
 
+class ClientCapped(Exception):  # noqa: N818 -- names the condition
+    """The load generator has MAX_CONNECTIONS open already: the request was never sent."""
+
+
 @dataclass
 class Outcome:
-    status: int  # 0: no answer (see ``error``)
+    status: int  # 0: no answer (see ``error``); -1: never sent (the client's connection cap)
     ms: float
     retry_after: str | None = None
     error: str = ""
@@ -50,7 +54,11 @@ class Sample:
 
     def timed_out(self) -> list[Outcome]:
         """No answer in time: none within the timeout, a refused or cut connection, or a 504."""
-        return [o for o in self.outcomes if o.status in (0, 504) or o.error == "timeout"]
+        return [o for o in self.outcomes if o.status in (0, 504)]
+
+    def unsent(self) -> list[Outcome]:
+        """Requests the generator itself could not send (its connection cap): not the fleet's."""
+        return [o for o in self.outcomes if o.status == -1]
 
     def ok_rps(self) -> float:
         return len(self.ok()) / self.seconds if self.seconds else 0.0
@@ -78,6 +86,8 @@ class _Client:
             async with asyncio.timeout(self.timeout):
                 conn = await self._connection()
                 outcome = await self._exchange(conn, path, began)
+        except ClientCapped:
+            return Outcome(-1, 0.0, error="client connection cap")
         except TimeoutError:
             self._drop(conn)
             return Outcome(0, (time.perf_counter() - began) * 1000, error="timeout")
@@ -90,7 +100,7 @@ class _Client:
         if self.idle:
             return self.idle.pop()
         if self.open >= MAX_CONNECTIONS:
-            raise OSError("client connection cap reached")
+            raise ClientCapped
         self.open += 1
         try:
             return await asyncio.open_connection("127.0.0.1", self.port)

@@ -44,13 +44,15 @@ def test_three_times_saturation_is_shed_fast_and_nothing_times_out(fleet, satura
             "shed share": round(len(shed) / sample.sent, 3),
             "shed p99 ms": round(sample.percentile(99, shed), 1),
             "timed out share": round(len(sample.timed_out()) / sample.sent, 3),
+            # Past its connection cap the generator cannot offer more: reported, not failed.
+            "unsent share": round(len(sample.unsent()) / sample.sent, 3),
         }
     )
     print("overload at 3x saturation:", json.dumps(REPORT))
     assert not sample.timed_out(), [o.error for o in sample.timed_out()][:10]
     # Past saturation something has to give: a fast, explicit refusal, saying when to retry.
     assert shed, sample.statuses
-    assert set(sample.statuses) <= {200, 503}, sample.statuses
+    assert set(sample.statuses) - {-1} <= {200, 503}, sample.statuses
     assert all(o.retry_after == "1" for o in shed)
     assert len(sample.ok()) > saturation  # and the fleet kept serving meanwhile
     status, _, _ = fetch(fleet.http + "/version")
