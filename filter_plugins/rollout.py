@@ -91,16 +91,17 @@ def batch_plan(
 def gate_failures(hosts: list[str], hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Why each of ``hosts`` did not pass its gate; empty when every one did.
 
-    A host passes by recording ``ab_gate_passed``; one that failed records ``ab_gate_failure``
-    (the reason); one that recorded neither never got there (unreachable, or the run stopped
-    before its gate), which is a failure too: silence never counts as a pass.
+    A host passes by recording ``new_node_gate_passed`` (tasks/new_node_converge.yml); one that
+    failed records ``new_node_gate_failure`` (the reason); one that recorded neither never got
+    there (unreachable, or the run stopped before its gate), which is a failure too: silence
+    never counts as a pass.
     """
     failures = []
     for host in hosts:
         facts = hostvars.get(host) or {}
-        if facts.get("ab_gate_passed"):
+        if facts.get("new_node_gate_passed"):
             continue
-        failures.append(facts.get("ab_gate_failure") or f"{host} never reached its gate")
+        failures.append(facts.get("new_node_gate_failure") or f"{host} never reached its gate")
     return failures
 
 

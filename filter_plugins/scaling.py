@@ -3,7 +3,7 @@
 playbooks/scale.yml adds the lowest free host names of a tier and removes the highest ones;
 infra_ab.yml takes as many free names as info has for its new set. HAProxy learns the members
 through its runtime API (dynamic servers: ``add server``/``del server``, no reload), and
-``haproxy_member_diff`` says what to change from its ``show servers state``.
+``haproxy_member_changes`` says what to change from its ``show servers state``.
 """
 
 from __future__ import annotations

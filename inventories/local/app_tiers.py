@@ -25,10 +25,8 @@ TIERS = ("info", "data")
 # brings up as many again next to those in service).
 SLOTS_PER_TIER = 16
 _FIXED_INDEX = {"info1": 2, "info2": 3, "info3": 8, "info4": 9, "data1": 4, "data2": 5}
-_FIRST_INDEX = {
-    "info": 20,
-    "data": 40,
-}  # then info5 = 25 ... info16 = 36, data3 = 43 ... data16 = 56
+# Then <tier><n> is first + n: info5 = 25 ... info16 = 36, data3 = 43 ... data16 = 56.
+_FIRST_INDEX = {"info": 20, "data": 40}
 BASE_FLEET = {"info": ["info1", "info2"], "data": ["data1", "data2"]}
 LEGACY_INFO_SETS = {"a": ["info1", "info2"], "b": ["info3", "info4"]}
 

@@ -121,8 +121,8 @@ def test_backend_ready_needs_exactly_the_servers_each_up_after_a_passed_check():
 
 def test_a_new_set_passes_only_when_every_node_recorded_a_pass():
     hostvars = {
-        "info3": {"ab_gate_passed": True},
-        "info4": {"ab_gate_failure": "info4 failed its converge or gate at Smoke: 500"},
+        "info3": {"new_node_gate_passed": True},
+        "info4": {"new_node_gate_failure": "info4 failed its converge or gate at Smoke: 500"},
         "info5": {},
     }
     assert rollout.gate_failures(["info3"], hostvars) == []
