@@ -551,6 +551,17 @@ def scale(fleet, tier: str, count: int) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def image_files(fleet, image: str) -> str:
+    """What a golden image holds where secrets and host identity would be, as one listing."""
+    return fleet.podman(
+        "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c",
+        "ls /etc/fleetops /etc/ssh; wc -c < /etc/machine-id;"
+        " ls /var/lib/fleetops-boot 2>&1 || true",
+    ).stdout  # fmt: skip
+
+
+# info scales out from a golden image captured first (image.yml, under the same load); data
+# converges its new node: the two ways a node joins, each timed from its container's start.
 @pytest.mark.parametrize(("tier", "peak"), [("info", 4), ("data", 3)])
 def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
     fleet, receiver, token, tier, peak
@@ -562,12 +573,20 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
     receiver.events.clear()
     with user_load(fleet, token, writes=True) as load:
         time.sleep(2)
+        captured = None
+        if tier == "info":
+            captured = fleet.ansible_playbook("playbooks/image.yml", "-e", f"tier={tier}")
+            fleet.refresh()
         out = scale(fleet, tier, peak)
         grown = sorted(fleet.groups[tier])
         grown_backend = haproxy_backend(fleet, tier)
         grown_running = running(fleet, tier)
         grown_config = config_servers(fleet, tier)
         grown_addresses = {host: fleet.address(host) for host in grown}
+        grown_identities = {
+            host: fleet.sh(host, "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub").stdout
+            for host in grown
+        }
         worker_after_out = haproxy_worker_pid(fleet)
         served_before = backend_sessions(fleet, tier)
         # What is on disk is what HAProxy runs: a reload (any later site.yml's) keeps them.
@@ -579,8 +598,32 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
         inn = scale(fleet, tier, 2)
         time.sleep(2)
     record(fleet, f"(h) scale {tier} 2 -> {peak} -> 2", load)
+    if captured is not None:
+        assert captured.returncode == 0, captured.stdout[-4000:]
     assert out.returncode == 0, out.stdout[-4000:]
     assert inn.returncode == 0, inn.stdout[-4000:]
+    events = [e for e in receiver.events if e["event"] == "success"]
+    scaled_out = events[-2]
+    if captured is not None:
+        # The image: captured from a converged builder that never joined HAProxy and is gone,
+        # with no secret, host key, machine id or first-boot mark of the builder in it.
+        image = events[0]["new_version"]
+        assert image == f"localhost/fleetops-{fleet.name}-info:{version}", events[0]
+        assert fleet.container("info16") not in fleet.containers()
+        listing = image_files(fleet, image).split("\n")
+        assert "boot.json" in listing, listing
+        assert "info.env" not in listing
+        assert not [name for name in listing if name.startswith("ssh_host_")], listing
+        assert "0" in listing  # an empty machine id
+        assert any("No such file" in line for line in listing), listing
+        assert scaled_out["started_from"] == f"golden image {image}"
+        print(
+            f"(h) ready after start: converged (image builder) {events[0]['ready_seconds']} s,"
+            f" golden image {scaled_out['ready_seconds']} s"
+        )
+    else:
+        assert scaled_out["started_from"] == "converge"
+        print(f"(h) ready after start: converged {scaled_out['ready_seconds']} s")
     # Out: new hosts of the tier's release, UP in HAProxy and on disk, without a reload.
     new = sorted(set(grown) - set(before))
     assert len(grown) == peak
@@ -609,8 +652,12 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
     targets = fleet.sh("mon1", "cat /etc/prometheus/prometheus.yml").stdout
     assert not any(f'"instance": "{host}"' in targets for host in gone)
     assert all(f'"instance": "{host}"' in targets for host in after)
+    # Each new node has its own SSH host key and machine id, whatever it started from.
+    assert len(set(grown_identities.values())) == len(grown), grown_identities
     assert load.result.failed == 0, dict(load.result.reasons)
-    assert receiver.kinds() == ["start", "batch", "success", "start", "success"]
+    image_run = ["start", "batch", "success"] if captured is not None else []
+    scale_out = ["start", "success"] if captured is not None else ["start", "batch", "success"]
+    assert receiver.kinds() == image_run + scale_out + ["start", "success"]
     assert lock_file(fleet) == ""
 
 

@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""First boot of a node started from a golden image (playbooks/image.yml).
+
+The image holds everything a node of its tier runs except what is secret or belongs to one
+host. Before the service starts, this reads those from the platform and writes them where the
+roles would have:
+
+- the service's environment file (its secrets and settings), from the platform's secret store:
+  locally a podman secret mounted at a path, on GCE a Secret Manager secret named in the
+  instance's metadata, read with the instance's own service account;
+- this host's address, wherever the image carries the address of the host it was captured from
+  (BIND_HOST in the environment file, node_exporter's listen address): the address the kernel
+  uses for the default route, which is the platform's address for the node.
+
+Settings: a JSON file (/etc/fleetops/boot.json, written by roles/image_boot). It runs once per
+node (the unit's condition on its marker file): from then on Ansible owns the node's files.
+Standard library only: it runs with Debian's python3 before anything else of ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+GCE_METADATA = "http://metadata.google.internal/computeMetadata/v1"
+# Secret Manager.
+SM_API = "https://secretmanager.googleapis.com/v1"
+# Any address outside the node's own networks: a UDP "connect" only picks the route.
+_ROUTE_PROBE = ("192.0.2.1", 9)
+
+Fetch = Callable[[str, dict[str, str]], bytes]
+
+
+class BootError(Exception):
+    """The node cannot take its settings: it must not serve."""
+
+
+def set_env_value(env_text: str, key: str, value: str) -> str:
+    """The environment file ``env_text`` with ``key`` set to ``value`` (JSON-quoted, as the
+    python_service role writes it), in place if present, else appended."""
+    line = f"{key}={json.dumps(value)}"
+    pattern = re.compile(rf"^{re.escape(key)}=.*$", re.MULTILINE)
+    if pattern.search(env_text):
+        return pattern.sub(lambda _: line, env_text)
+    return env_text + ("" if env_text.endswith("\n") or not env_text else "\n") + line + "\n"
+
+
+def replace_address(text: str, old: str, new: str) -> str:
+    """``text`` with the IPv4 address ``old`` replaced by ``new`` where it stands alone
+    (10.0.0.4 is not a part of 10.0.0.40)."""
+    return re.sub(rf"(?<![\d.]){re.escape(old)}(?![\d])", new, text)
+
+
+def route_address() -> str:
+    """This host's address on the interface of its default route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(_ROUTE_PROBE)
+        return str(probe.getsockname()[0])
+
+
+def _http_fetch(url: str, headers: dict[str, str]) -> bytes:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (fixed https/http URLs)
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return bytes(response.read())
+
+
+def gce_secret(name: str, fetch: Fetch = _http_fetch, metadata: str = GCE_METADATA) -> str:
+    """The latest version of the Secret Manager secret ``name`` (projects/P/secrets/S), read
+    with the token of the instance's service account from the metadata server."""
+    flavor = {"Metadata-Flavor": "Google"}
+    token = json.loads(fetch(f"{metadata}/instance/service-accounts/default/token", flavor))
+    answer = json.loads(
+        fetch(
+            f"{SM_API}/{name}/versions/latest:access",
+            {"Authorization": f"Bearer {token['access_token']}"},
+        )
+    )
+    return base64.b64decode(answer["payload"]["data"]).decode()
+
+
+def gce_attribute(key: str, fetch: Fetch = _http_fetch, metadata: str = GCE_METADATA) -> str:
+    """The instance metadata attribute ``key``."""
+    return fetch(f"{metadata}/instance/attributes/{key}", {"Metadata-Flavor": "Google"}).decode()
+
+
+def read_env(settings: dict[str, Any], fetch: Fetch = _http_fetch) -> str:
+    """The service's environment file as the platform holds it."""
+    platform = settings["platform"]
+    if platform == "local":
+        path = Path(settings["env_secret"])
+        if not path.is_file():
+            raise BootError(f"the platform gave no secret at {path} (podman --secret)")
+        return path.read_text()
+    if platform == "gce":
+        return gce_secret(gce_attribute(settings["env_secret"], fetch), fetch)
+    raise BootError(f"unknown platform {platform!r}")
+
+
+def write_private(path: Path, text: str, mode: int) -> None:
+    """Replace ``path`` atomically (a rename in its directory), root-owned with ``mode``."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
+        handle.write(text)
+    os.chmod(handle.name, mode)
+    os.replace(handle.name, path)
+
+
+def boot(settings: dict[str, Any], address: str, fetch: Fetch = _http_fetch) -> list[str]:
+    """Write the node's files from ``settings`` for a node at ``address``; the paths written."""
+    env_path = Path(settings["env_file"])
+    write_private(env_path, set_env_value(read_env(settings, fetch), "BIND_HOST", address), 0o600)
+    written = [str(env_path)]
+    for name in settings.get("address_files", []):
+        path = Path(name)
+        text = path.read_text()
+        updated = replace_address(text, settings["image_address"], address)
+        if updated != text:
+            write_private(path, updated, path.stat().st_mode & 0o777)
+            written.append(name)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    settings = json.loads(Path(argv[1] if len(argv) > 1 else "/etc/fleetops/boot.json").read_text())
+    try:
+        address = route_address()
+        written = boot(settings, address)
+    except (BootError, OSError, KeyError, ValueError) as error:
+        print(f"fleetops-boot: {error}", file=sys.stderr)
+        return 1
+    marker = Path(settings["marker"])
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(address + "\n")
+    print(f"fleetops-boot: {address}: wrote {', '.join(written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,122 @@
+"""roles/image_boot/files/fleetops_boot.py: a golden image's first boot, on real files.
+
+The platform is the local one (a file where podman mounts the secret) or GCE, whose metadata
+server and Secret Manager are answered here by a fetch function that checks each request as
+those APIs require it (the metadata header, the bearer token).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_SPEC = importlib.util.spec_from_file_location(
+    "fleetops_boot", ROOT / "roles/image_boot/files/fleetops_boot.py"
+)
+assert _SPEC
+assert _SPEC.loader
+boot = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(boot)
+
+ENV = '# Ansible managed\nBIND_HOST="10.0.0.40"\nJWT_SECRET="s3cret"\nPORT="5555"\n'
+EXPORTER = 'ARGS="--web.listen-address=10.0.0.40:9100 --collector.textfile.directory=/x"\n'
+
+
+def test_bind_host_is_replaced_in_place_or_appended():
+    assert boot.set_env_value(ENV, "BIND_HOST", "10.0.0.7") == ENV.replace("10.0.0.40", "10.0.0.7")
+    assert boot.set_env_value('PORT="1"', "BIND_HOST", "10.0.0.7") == (
+        'PORT="1"\nBIND_HOST="10.0.0.7"\n'
+    )
+    assert boot.set_env_value("", "BIND_HOST", "1.2.3.4") == 'BIND_HOST="1.2.3.4"\n'
+    # A value is written as the role writes it (JSON), so a regex replacement in it stays literal.
+    assert boot.set_env_value('BIND_HOST="x"\n', "BIND_HOST", r"\1") == 'BIND_HOST="\\\\1"\n'
+
+
+def test_an_address_is_replaced_only_where_it_stands_alone():
+    text = "a=10.0.0.4:9100 b=10.0.0.40 c=110.0.0.4 d=10.0.0.4"
+    assert boot.replace_address(text, "10.0.0.4", "10.0.0.9") == (
+        "a=10.0.0.9:9100 b=10.0.0.40 c=110.0.0.4 d=10.0.0.9"
+    )
+
+
+def test_the_route_address_is_one_of_this_machines():
+    address = boot.route_address()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((address, 0))  # fails unless the address is local
+
+
+def _settings(tmp_path: Path, platform: str = "local", secret: str = "") -> dict:
+    (tmp_path / "exporter").write_text(EXPORTER)
+    (tmp_path / "exporter").chmod(0o644)
+    return {
+        "platform": platform,
+        "env_secret": secret or str(tmp_path / "secret"),
+        "env_file": str(tmp_path / "info.env"),
+        "image_address": "10.0.0.40",
+        "address_files": [str(tmp_path / "exporter")],
+        "marker": str(tmp_path / "state" / "booted"),
+    }
+
+
+def test_a_local_boot_writes_the_secret_with_the_node_address(tmp_path):
+    settings = _settings(tmp_path)
+    (tmp_path / "secret").write_text(ENV)
+    written = boot.boot(settings, "10.0.0.7")
+    assert written == [settings["env_file"], str(tmp_path / "exporter")]
+    env = tmp_path / "info.env"
+    assert env.read_text() == ENV.replace("10.0.0.40", "10.0.0.7")
+    assert env.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "exporter").read_text() == EXPORTER.replace("10.0.0.40", "10.0.0.7")
+    assert (tmp_path / "exporter").stat().st_mode & 0o777 == 0o644
+    # A second boot finds the address already in place and rewrites only the environment.
+    assert boot.boot(settings, "10.0.0.7") == [settings["env_file"]]
+
+
+def test_a_boot_without_the_platform_secret_fails_and_writes_nothing(tmp_path):
+    settings = _settings(tmp_path)
+    with pytest.raises(boot.BootError, match="no secret"):
+        boot.boot(settings, "10.0.0.7")
+    assert not (tmp_path / "info.env").exists()
+    with pytest.raises(boot.BootError, match="unknown platform"):
+        boot.read_env({**settings, "platform": "aws"})
+
+
+def test_a_gce_boot_reads_the_secret_named_in_the_metadata(tmp_path):
+    asked: list[str] = []
+
+    def fetch(url: str, headers: dict[str, str]) -> bytes:
+        asked.append(url)
+        if url.startswith(boot.GCE_METADATA):
+            assert headers == {"Metadata-Flavor": "Google"}
+            if url.endswith("/instance/attributes/fleetops-env-secret"):
+                return b"projects/p/secrets/prod-info-env"
+            assert url.endswith("/instance/service-accounts/default/token")
+            return json.dumps({"access_token": "tok", "expires_in": 3599}).encode()
+        assert url == f"{boot.SM_API}/projects/p/secrets/prod-info-env/versions/latest:access"
+        assert headers == {"Authorization": "Bearer tok"}
+        return json.dumps({"payload": {"data": base64.b64encode(ENV.encode()).decode()}}).encode()
+
+    settings = _settings(tmp_path, "gce", "fleetops-env-secret")
+    boot.boot(settings, "10.0.0.8", fetch)
+    assert (tmp_path / "info.env").read_text() == ENV.replace("10.0.0.40", "10.0.0.8")
+    assert len(asked) == 3
+
+
+def test_main_marks_the_node_booted_only_after_a_boot(tmp_path, capsys):
+    settings = _settings(tmp_path)
+    settings["image_address"] = boot.route_address()
+    (tmp_path / "exporter").write_text(EXPORTER.replace("10.0.0.40", settings["image_address"]))
+    path = tmp_path / "boot.json"
+    path.write_text(json.dumps(settings))
+    assert boot.main(["fleetops-boot", str(path)]) == 1
+    assert "no secret" in capsys.readouterr().err
+    assert not Path(settings["marker"]).exists()
+    (tmp_path / "secret").write_text(ENV)
+    assert boot.main(["fleetops-boot", str(path)]) == 0
+    assert Path(settings["marker"]).read_text().strip() == boot.route_address()
