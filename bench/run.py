@@ -100,6 +100,12 @@ class Fleet:
             env=self.env, capture_output=True, text=True, check=True, timeout=300,
         ).stdout  # fmt: skip
 
+    def last_success(self) -> dict:
+        """The last success event of the fleet's deployment log (on the lock host, lb1)."""
+        log = self.sh("lb1", "cat /var/log/fleetops/deployments.log")
+        events = [json.loads(line) for line in log.splitlines() if line.strip()]
+        return next(e for e in reversed(events) if e["event"] == "success")
+
     def haproxy(self, command: str) -> str:
         return self.sh(
             "lb1", f"echo '{command}' | socat stdio unix-connect:/run/haproxy/admin.sock"
@@ -190,7 +196,11 @@ def measure(fleet: Fleet) -> dict:
         fleet.public + "/quote", runs["data-backed via haproxy (/quote)"]
     )
     results["wrk"] = {name: vars(run) for name, run in runs.items()}
-    results["scaling"] = scaling_curve(fleet, fleet.public + convert, token, info_hosts)
+    # The image first: the scaling curve's new nodes then start from it.
+    fleet.playbook("playbooks/image.yml", "-e", "tier=info")
+    converged = fleet.last_success()["ready_seconds"]
+    results["scaling"], imaged = scaling_curve(fleet, fleet.public + convert, token, info_hosts)
+    results["ready_seconds"] = {"converge": converged, "golden image": imaged}
     results["logins"] = login_bound(fleet, runs["/login via haproxy"])
     results["overload"] = overload(fleet)
 
@@ -234,8 +244,9 @@ class CpuBusy:
         return sum(fields), sum(fields) - idle
 
 
-def scaling_curve(fleet: Fleet, url: str, token: str, info_hosts: list[str]) -> dict:
-    """Saturation with 1, 2 and 4 info nodes (1: the others disabled in HAProxy; 4: scale.yml)."""
+def scaling_curve(fleet: Fleet, url: str, token: str, info_hosts: list[str]) -> tuple[dict, dict]:
+    """Saturation with 1, 2 and 4 info nodes (1: the others disabled in HAProxy; 4: scale.yml),
+    and the seconds each new node took from its start to a passed gate."""
     curve = {}
 
     def saturate(nodes: int) -> None:
@@ -258,11 +269,12 @@ def scaling_curve(fleet: Fleet, url: str, token: str, info_hosts: list[str]) -> 
     time.sleep(5)
     saturate(2)
     fleet.playbook("playbooks/scale.yml", "-e", "tier=info", "-e", "count=4")
+    ready = fleet.last_success()["ready_seconds"]
     try:
         saturate(4)
     finally:
         fleet.playbook("playbooks/scale.yml", "-e", "tier=info", "-e", "count=2")
-    return curve
+    return curve, ready
 
 
 def login_bound(fleet: Fleet, logins: wrk.Run) -> dict:
@@ -339,6 +351,16 @@ def table(r: dict) -> str:
             + ("" if r["noop_changed_zero"] else " (the no-op run changed something!)"),
         ),
     ]
+    ready = r["ready_seconds"]
+    converged = sum(ready["converge"].values()) / len(ready["converge"])
+    imaged = sum(ready["golden image"].values()) / len(ready["golden image"])
+    rows.append(
+        (
+            "new info node, start to a passed gate: golden image ÷ converge",
+            f"{imaged / converged:.2f}",
+            f"{imaged:.0f} s / {converged:.0f} s (image.yml's builder; scale.yml 2 → 4)",
+        )
+    )
     curve, logins, over = r["scaling"], r["logins"], r["overload"]
     one = curve[1]["rps"]
     for nodes, point in sorted(curve.items(), key=lambda item: int(item[0])):

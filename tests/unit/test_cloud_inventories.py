@@ -402,3 +402,10 @@ def test_the_monitoring_hosts_mount_the_data_disk_gce_attaches(env, tmp_path):
         # and mount the persistent data disk, never find nothing and fill the boot disk.
         (data,) = [d for d in instance["disks"] if not d["boot"]]
         assert rendered[instance["name"]] == f"/dev/disk/by-id/google-{data['device_name']}"
+
+
+def test_haproxy_trusts_exactly_the_global_load_balancers_front_ends():
+    # The per-client login limit believes X-Forwarded-For from these sources only: Google's
+    # front ends, the ranges the firewall admits to the lbs (gce_state.HEALTH_CHECK_RANGES).
+    cloud = yaml.safe_load((ROOT / "inventories/shared/cloud.yml").read_text())
+    assert sorted(cloud["haproxy_trusted_proxies"]) == sorted(gce.HEALTH_CHECK_RANGES)

@@ -101,3 +101,27 @@ def test_prometheus_metrics_on_the_stats_port(host):
     status, body = curl(host, f"http://{address}:8404/metrics")
     assert status == 200
     assert "haproxy_backend_active_servers" in body
+
+
+def test_logins_are_limited_per_client_behind_a_trusted_proxy(host):
+    # 127.0.0.1 is a trusted proxy here: the client is the address it appended to
+    # X-Forwarded-For (second to last). The lb's own address is not: the client is the source,
+    # whatever X-Forwarded-For it sends.
+    own = host.check_output("hostname -I").split()[0]
+
+    def logins(target: str, forwarded_for: str, count: int) -> list[int]:
+        out = host.check_output(
+            f"for i in $(seq {count}); do curl -s -o /dev/null -w '%{{http_code}}\\n'"
+            f" -X POST -d '{{}}' -H 'Content-Type: application/json'"
+            f' -H "X-Forwarded-For: {forwarded_for}" http://{target}/login; done'
+        )
+        return [int(line) for line in out.split()]
+
+    first = logins("127.0.0.1", "10.9.9.9, 203.0.113.7, 192.0.2.1", 105)
+    assert 429 not in first[:100], first
+    assert first[-1] == 429, first
+    # Another client behind the same proxy (and the same last hop) is counted apart.
+    assert logins("127.0.0.1", "203.0.113.8, 192.0.2.1", 1) != [429]
+    # Untrusted: a new claimed client on every request changes nothing.
+    spoofed = logins(own, "198.51.100.$i, 192.0.2.1", 105)
+    assert spoofed[-1] == 429, spoofed
