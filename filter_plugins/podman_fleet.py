@@ -20,8 +20,10 @@ from typing import Any
 # never from the network the controller is on.
 LOOPBACK = "127.0.0.1"
 SSH_PORT = 22
-# The label provision_local.yml puts on every container and volume of a fleet.
+# The label provision_local.yml puts on every container and volume of a fleet (and
+# image.yml on its golden images, with the tier's, and scale.yml on its secrets).
 FLEET_LABEL = "fleetops.fleet"
+TIER_LABEL = "fleetops.tier"
 MAX_PORT = 65535
 # Where a host finds its disks: GCE puts a disk attached as device name <name> at
 # /dev/disk/by-id/google-<name> (udev). The containers have no udev, and systemd there waits in
@@ -111,6 +113,40 @@ def podman_labelled_volumes(
     data, and a volume of another fleet never is.
     """
     return _labelled(volumes, fleet_name, lambda v: v.get("Labels"))
+
+
+def podman_labelled_secrets(
+    secrets: Iterable[Mapping[str, Any]] | None, fleet_name: str
+) -> list[str]:
+    """Names of the secrets (``podman_secret_info``) labelled with ``fleet_name``: the app
+    tiers' environment that golden-image nodes boot with (scale.yml)."""
+    named = [{**secret, "Name": (secret.get("Spec") or {}).get("Name")} for secret in secrets or []]
+    return _labelled(named, fleet_name, lambda s: (s.get("Spec") or {}).get("Labels"))
+
+
+def podman_labelled_images(
+    images: Iterable[Mapping[str, Any]] | None, fleet_name: str
+) -> list[str]:
+    """Ids of the images (``podman_image_info``) labelled with ``fleet_name``: its golden
+    images (playbooks/image.yml), tagged or left untagged by a later capture."""
+    with_ids = [{**image, "Name": image.get("Id")} for image in images or []]
+    return _labelled(with_ids, fleet_name, lambda i: i.get("Labels"))
+
+
+def podman_stale_images(
+    images: Iterable[Mapping[str, Any]] | None, fleet_name: str, tier: str, keep: int
+) -> list[str]:
+    """Ids of ``tier``'s golden images of ``fleet_name`` to prune: all but the ``keep`` newest
+    tagged ones (an untagged image, left by a capture of the same release, is always stale)."""
+    own = [
+        image
+        for image in images or []
+        if (image.get("Labels") or {}).get(FLEET_LABEL) == fleet_name
+        and (image.get("Labels") or {}).get(TIER_LABEL) == tier
+    ]
+    tagged = sorted((i for i in own if i.get("RepoTags")), key=lambda i: i["Created"], reverse=True)
+    kept = {image["Id"] for image in tagged[: max(keep, 0)]}
+    return [image["Id"] for image in own if image["Id"] not in kept]
 
 
 def podman_fleet_disks(
@@ -211,6 +247,9 @@ class FilterModule:
             "podman_volume_specs": podman_volume_specs,
             "podman_labelled_containers": podman_labelled_containers,
             "podman_labelled_volumes": podman_labelled_volumes,
+            "podman_labelled_secrets": podman_labelled_secrets,
+            "podman_labelled_images": podman_labelled_images,
+            "podman_stale_images": podman_stale_images,
             "podman_fleet_disks": podman_fleet_disks,
             "podman_disk_volumes": podman_disk_volumes,
             "unattached_disks": unattached_disks,

@@ -209,10 +209,55 @@ def test_only_the_volumes_labelled_with_this_fleet_are_its_own():
     assert pf.podman_labelled_volumes(VOLUMES, "ci-test") == ["ci-test-db1-data"]
 
 
+# Shaped like podman_image_info's and podman_secret_info's results.
+IMAGES = [
+    {"Id": "a1", "RepoTags": ["localhost/fleetops-ci-info:r1"], "Created": "2026-12-01T10:00:00Z",
+     "Labels": {"fleetops.fleet": "ci", "fleetops.tier": "info"}},
+    {"Id": "a2", "RepoTags": ["localhost/fleetops-ci-info:r2"], "Created": "2026-12-02T10:00:00Z",
+     "Labels": {"fleetops.fleet": "ci", "fleetops.tier": "info"}},
+    {"Id": "a3", "RepoTags": ["localhost/fleetops-ci-info:r3"], "Created": "2026-12-03T10:00:00Z",
+     "Labels": {"fleetops.fleet": "ci", "fleetops.tier": "info"}},
+    # r3 captured before: left untagged, though newer than r1.
+    {"Id": "a4", "RepoTags": [], "Created": "2026-12-03T09:00:00Z",
+     "Labels": {"fleetops.fleet": "ci", "fleetops.tier": "info"}},
+    {"Id": "d1", "RepoTags": ["localhost/fleetops-ci-data:r1"], "Created": "2026-11-01T10:00:00Z",
+     "Labels": {"fleetops.fleet": "ci", "fleetops.tier": "data"}},
+    {"Id": "o1", "RepoTags": ["localhost/fleetops-ci-test-info:r1"],
+     "Created": "2026-10-01T10:00:00Z",
+     "Labels": {"fleetops.fleet": "ci-test", "fleetops.tier": "info"}},
+    {"Id": "base", "RepoTags": ["localhost/fleetops-base:bookworm"],
+     "Created": "2026-09-01T10:00:00Z", "Labels": None},
+]  # fmt: skip
+SECRETS = [
+    {"Spec": {"Name": "ci-info-env-0123", "Labels": {"fleetops.fleet": "ci"}}},
+    {"Spec": {"Name": "ci-test-info-env-4567", "Labels": {"fleetops.fleet": "ci-test"}}},
+    {"Spec": {"Name": "someone-elses", "Labels": {}}},
+    {"Spec": {"Name": "older-podman", "Labels": None}},
+]
+
+
+def test_a_fleets_golden_images_and_secrets_are_found_by_label():
+    assert pf.podman_labelled_images(IMAGES, "ci") == ["a1", "a2", "a3", "a4", "d1"]
+    assert pf.podman_labelled_images(IMAGES, "ci-test") == ["o1"]
+    assert pf.podman_labelled_secrets(SECRETS, "ci") == ["ci-info-env-0123"]
+    assert pf.podman_labelled_secrets(SECRETS, "ci-test") == ["ci-test-info-env-4567"]
+
+
+def test_pruning_keeps_the_newest_tagged_images_of_the_tier_only():
+    assert pf.podman_stale_images(IMAGES, "ci", "info", 2) == ["a1", "a4"]
+    assert pf.podman_stale_images(IMAGES, "ci", "info", 1) == ["a1", "a2", "a4"]
+    assert pf.podman_stale_images(IMAGES, "ci", "data", 2) == []
+    assert pf.podman_stale_images(IMAGES, "ci", "info", 0) == ["a1", "a2", "a3", "a4"]
+    assert pf.podman_stale_images(IMAGES, "other", "info", 2) == []
+
+
 @pytest.mark.parametrize("objects", [None, []])
 def test_nothing_listed_is_nothing_labelled(objects):
     assert pf.podman_labelled_containers(objects, "ci") == []
     assert pf.podman_labelled_volumes(objects, "ci") == []
+    assert pf.podman_labelled_images(objects, "ci") == []
+    assert pf.podman_labelled_secrets(objects, "ci") == []
+    assert pf.podman_stale_images(objects, "ci", "info", 2) == []
 
 
 def test_a_containers_labels_are_not_a_volumes_and_vice_versa():
@@ -228,6 +273,9 @@ def test_the_ansible_filters():
         "podman_volume_specs",
         "podman_labelled_containers",
         "podman_labelled_volumes",
+        "podman_labelled_secrets",
+        "podman_labelled_images",
+        "podman_stale_images",
         "podman_fleet_disks",
         "podman_disk_volumes",
         "unattached_disks",
