@@ -115,6 +115,16 @@ def podman_labelled_volumes(
     return _labelled(volumes, fleet_name, lambda v: v.get("Labels"))
 
 
+def golden_image_ref(prefix: str, tier: str, release: str) -> str:
+    """The golden image of ``tier``'s ``release``: ``<prefix>-<tier>:<tag>``. A tag takes
+    letters, digits, ``_``, ``.`` and ``-`` (at most 128, not first ``.`` or ``-``); a
+    release's other characters (a ``+`` of a local build) become ``_``."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", release)
+    if not tag or tag[0] in ".-" or len(tag) > 128:
+        raise ValueError(f"release {release!r} makes no image tag")
+    return f"{prefix}-{tier}:{tag}"
+
+
 def podman_labelled_secrets(
     secrets: Iterable[Mapping[str, Any]] | None, fleet_name: str
 ) -> list[str]:
@@ -250,6 +260,7 @@ class FilterModule:
             "podman_labelled_secrets": podman_labelled_secrets,
             "podman_labelled_images": podman_labelled_images,
             "podman_stale_images": podman_stale_images,
+            "golden_image_ref": golden_image_ref,
             "podman_fleet_disks": podman_fleet_disks,
             "podman_disk_volumes": podman_disk_volumes,
             "unattached_disks": unattached_disks,

@@ -243,6 +243,15 @@ def test_a_fleets_golden_images_and_secrets_are_found_by_label():
     assert pf.podman_labelled_secrets(SECRETS, "ci-test") == ["ci-test-info-env-4567"]
 
 
+def test_a_golden_image_is_named_by_fleet_tier_and_release_as_a_valid_tag():
+    ref = pf.golden_image_ref("localhost/fleetops-ci", "info", "ada512756a28+t1796275205.r4")
+    assert ref == "localhost/fleetops-ci-info:ada512756a28_t1796275205.r4"
+    assert pf.golden_image_ref("p", "data", "083be28") == "p-data:083be28"
+    for release in ["", "-x", ".x", "a" * 129]:
+        with pytest.raises(ValueError, match="makes no image tag"):
+            pf.golden_image_ref("p", "info", release)
+
+
 def test_pruning_keeps_the_newest_tagged_images_of_the_tier_only():
     assert pf.podman_stale_images(IMAGES, "ci", "info", 2) == ["a1", "a4"]
     assert pf.podman_stale_images(IMAGES, "ci", "info", 1) == ["a1", "a2", "a4"]
@@ -276,6 +285,7 @@ def test_the_ansible_filters():
         "podman_labelled_secrets",
         "podman_labelled_images",
         "podman_stale_images",
+        "golden_image_ref",
         "podman_fleet_disks",
         "podman_disk_volumes",
         "unattached_disks",
