@@ -382,6 +382,8 @@ def lb_sources(fleet, port: int, host: str = "lb1") -> list[IPv4Network]:
 
 def test_e_a_new_set_that_fails_its_gate_is_abandoned(fleet, receiver, token):
     before = running(fleet, "info")
+    log_senders = lb_sources(fleet, 19532, "mon1")  # every host ships its journal to mon1
+    assert log_senders
     bad = build(f"{BASE}.r3-bad", break_conversions)
     receiver.events.clear()
     with user_load(fleet, token) as load:
@@ -402,6 +404,8 @@ def test_e_a_new_set_that_fails_its_gate_is_abandoned(fleet, receiver, token):
     # opened to the new set for its gate and closed when it was abandoned, in the same run.
     admitted = {str(a) for net in lb_sources(fleet, 9876) for a in net}
     assert admitted == {fleet.address(host) for host in before}
+    # So were the monitoring hosts' (their log receivers).
+    assert lb_sources(fleet, 19532, "mon1") == log_senders
     assert load.result.failed == 0, dict(load.result.reasons)
     assert receiver.kinds() == ["start", "failure"]
     assert "Smoke" in receiver.events[1]["detail"]
