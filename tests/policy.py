@@ -6,14 +6,15 @@ edits the fleet's policy, the tests still hold it to the architecture.
 
 from __future__ import annotations
 
-# (destination group, port) -> who may connect: "anyone", "controller", or inventory groups.
+# (destination group, port) -> who may connect: "anyone", "controller", "health-checkers" (the
+# platform's probes: GCE autohealing; nobody locally), or inventory groups.
 POLICY: dict[tuple[str, int], frozenset[str]] = {
     ("lb", 80): frozenset({"anyone"}),
     ("lb", 443): frozenset({"anyone"}),
     ("lb", 9876): frozenset({"info"}),
     ("lb", 8404): frozenset({"monitoring"}),
-    ("info", 5555): frozenset({"lb", "monitoring"}),
-    ("data", 9876): frozenset({"lb", "monitoring"}),
+    ("info", 5555): frozenset({"lb", "monitoring", "health-checkers"}),
+    ("data", 9876): frozenset({"lb", "monitoring", "health-checkers"}),
     # db -> db: the cloud environments' cross-region replica replicates from the primary
     # (roles/gce_infra/README.md, multi-region design).
     ("db", 3306): frozenset({"data", "db"}),

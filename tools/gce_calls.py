@@ -38,7 +38,9 @@ HARNESS = ROOT / "tests" / "gce_offline"
 CALLS_DIR = ROLE / "calls"
 README = ROLE / "README.md"
 ENVIRONMENTS = ("dev", "staging", "prod")
-STATES = ("present", "absent")
+# The role's states: provisioning, tearing down, and an app tier's golden image (its builder,
+# then the capture), each run by a host of its own.
+STATES = ("present", "absent", "builder", "image")
 GOOGLE = "google.cloud."
 COMMAND = "ansible.builtin.command"
 # The one way a google.cloud call may end offline: its token request, refused by the stand-in
@@ -76,6 +78,12 @@ KINDS = {
     "gcp_compute_disk": "data disk (db, monitoring)",
     "gcloud compute disks add-resource-policies": "schedule attached to a disk (gcloud)",
     "gcp_compute_instance": "instance (+ boot disk of the same name)",
+    "gcp_compute_image": "golden image (one per app tier and release)",
+    "gcp_secret_manager": "Secret Manager secret (an app tier's environment)",
+    "gcloud secrets add-iam-policy-binding": "secret IAM binding (gcloud)",
+    "gcp_compute_instance_template": "instance template (per region, app tier and release)",
+    "gcp_compute_region_instance_group_manager": "regional managed instance group",
+    "gcp_compute_region_autoscaler": "regional autoscaler",
     "gcp_compute_global_address": "global static address (the only public one)",
     "gcp_compute_health_check": "health check",
     "gcp_compute_instance_group": "unmanaged instance group",
@@ -97,7 +105,7 @@ def expected_tasks(role_dir: Path = ROLE) -> dict[str, set[tuple[str, str]]]:
     """The role's google.cloud tasks, as (file, task name), by the state that runs them."""
     expected: dict[str, set[tuple[str, str]]] = {state: set() for state in STATES}
     for path in sorted((role_dir / "tasks").glob("*.yml")):
-        state = "absent" if path.name == "absent.yml" else "present"
+        state = path.stem if path.stem in STATES else "present"
         for task in yaml.safe_load(path.read_text()) or []:
             if any(str(key).startswith(GOOGLE) for key in task):
                 expected[state].add((path.name, task["name"]))
@@ -308,10 +316,18 @@ def _inventory(workdir: Path, hosts: Sequence[tuple[str, str]]) -> Path:
     (inventory / "group_vars").mkdir(parents=True)
     groups: dict[str, dict[str, Any]] = {}
     for env, state in hosts:
-        host_vars = {"gce_infra_state": state}
+        host_vars: dict[str, Any] = {"gce_infra_state": state}
         if state == "absent":
             # Reaches the deletion of the data too (disks, snapshots, schedules, bucket).
             host_vars["gce_infra_destroy_data"] = True
+        if state in ("builder", "image"):
+            host_vars |= {
+                "gce_infra_image_tier": "info",
+                "gce_infra_image_release": "next",
+                "gce_infra_image_env": "JWT_SECRET=stand-in\n",
+                # The value is a stand-in: the module's own argument checks are what counts.
+                "gce_infra_hide_secrets": False,
+            }
         groups.setdefault(env, {"hosts": {}})["hosts"][host_of(env, state)] = host_vars
         link = inventory / "group_vars" / env
         if not link.exists():

@@ -48,14 +48,39 @@ def desired(env: str) -> dict:
             "admin_cidrs": gv["gce_infra_admin_cidrs"],
             "firewall_policy": POLICY,
             "backup_bucket": f"{gv['gce_infra_project']}-{env}-db-backups",
+            # Both app tiers captured: their groups exist (playbooks/image.yml recorded them).
+            "app_images": {"info": "1.0.0", "data": "1.0.0"},
         }
     )
+
+
+def hosts_of(state: dict) -> list[dict]:
+    """Every instance once provisioned: Ansible's, and each app group's members at its minimum
+    size, named and spread over its region's zones as a regional managed instance group does,
+    with its template's labels and network."""
+    hosts = list(state["instances"])
+    templates = {t["self_link"]: t for t in state["instance_templates"]}
+    compute = state["network"]["self_link"].split("/global/")[0]
+    for group in state["instance_group_managers"]:
+        properties = templates[group["instance_template"]]["properties"]
+        for n in range(group["target_size"]):
+            name = f"{group['base_instance_name']}-{'kqzw'[n % 4]}{n:03d}"
+            zone = f"{group['region']}-{'bcd'[n % 3]}"
+            hosts.append({
+                "name": name,
+                "tier": group["tier"],
+                "zone": zone,
+                "labels": properties["labels"],
+                "network_interfaces": properties["network_interfaces"],
+                "self_link": f"{compute}/zones/{zone}/instances/{name}",
+            })  # fmt: skip
+    return hosts
 
 
 def api_items(state: dict) -> list[dict]:
     """The instances as the Compute API would list them once provisioned."""
     items = []
-    for n, instance in enumerate(state["instances"], start=2):
+    for n, instance in enumerate(hosts_of(state), start=2):
         items.append({
             "name": instance["name"],
             "zone": instance["self_link"].rsplit("/instances/", 1)[0],
@@ -85,10 +110,10 @@ def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
     plugin._add_hosts(api_items(state), config)
 
     groups = plugin.inventory.groups
-    db_roles = {f"db_{i['labels']['db_role']}" for i in state["instances"] if i["tier"] == "db"}
+    db_roles = {f"db_{i['labels']['db_role']}" for i in hosts_of(state) if i["tier"] == "db"}
     assert "db_primary" in db_roles
     assert set(groups) - {"all", "ungrouped"} == SITE_GROUPS | db_roles
-    for instance in state["instances"]:
+    for instance in hosts_of(state):
         host = plugin.inventory.hosts[instance["name"]]
         want = {instance["tier"]}
         if instance["tier"] == "db":
@@ -105,7 +130,7 @@ def stand_in_inventory(env: str, tmp_path: Path) -> Path:
     state = desired(env)
     hosts: dict = {"all": {"children": {}}}
     # The last region first: a play must not rely on the API's order to find the db primary.
-    for n, instance in reversed(list(enumerate(state["instances"], start=2))):
+    for n, instance in reversed(list(enumerate(hosts_of(state), start=2))):
         group = hosts["all"]["children"].setdefault(instance["tier"], {"hosts": {}})
         group["hosts"][instance["name"]] = {
             "ansible_host": f"10.0.0.{n}",
@@ -293,14 +318,14 @@ def test_every_db_host_agrees_with_data_on_the_primary_and_has_its_own_server_id
 def test_info_reaches_data_through_an_lb_of_its_own_region_spread_over_them(env, tmp_path):
     inventory = stand_in_inventory(env, tmp_path)
     state = desired(env)
-    region = {i["name"]: i["labels"]["region"] for i in state["instances"]}
-    address = {i["name"]: f"10.0.0.{n}" for n, i in enumerate(state["instances"], start=2)}
+    region = {i["name"]: i["labels"]["region"] for i in hosts_of(state)}
+    address = {i["name"]: f"10.0.0.{n}" for n, i in enumerate(hosts_of(state), start=2)}
     rendered = render_per_host(
         inventory, "info", "roles/info/defaults/main.yml",
         "{{ info_data_lb }} {{ info_data_url }} {{ info_data_fallback_urls | join(',') }}",
         tmp_path,
     )  # fmt: skip
-    assert set(rendered) == {i["name"] for i in state["instances"] if i["tier"] == "info"}
+    assert set(rendered) == {i["name"] for i in hosts_of(state) if i["tier"] == "info"}
     lb_of = {}
     for info, line in rendered.items():
         lb, url, fallbacks = [*line.split(" "), ""][:3]
@@ -409,3 +434,34 @@ def test_haproxy_trusts_exactly_the_global_load_balancers_front_ends():
     # front ends, the ranges the firewall admits to the lbs (gce_state.HEALTH_CHECK_RANGES).
     cloud = yaml.safe_load((ROOT / "inventories/shared/cloud.yml").read_text())
     assert sorted(cloud["haproxy_trusted_proxies"]) == sorted(gce.HEALTH_CHECK_RANGES)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_hosts_admit_the_autoscaled_tiers_by_subnet_and_googles_probes(env, tmp_path):
+    # An app group's new member gets no Ansible run before it serves: db, lb and monitoring
+    # must already admit it (by its region's subnet), and autohealing's probes must reach its
+    # service, on the host's nftables as in the VPC.
+    inventory = stand_in_inventory(env, tmp_path)
+    expression = (
+        "{{ hardening_firewall_policy | firewall_rules(inventory_hostname, groups,"
+        " dict(groups['all'] | zip(groups['all'] | map('extract', hostvars,"
+        " 'fleet_internal_address'))), hardening_controller_cidrs,"
+        " hardening_health_checker_cidrs, hardening_group_cidrs) | to_json }}"
+    )
+    subnets = {r["subnet_cidr"] for r in inventory_vars(env)["gce_infra_regions"]}
+    for group, port, want in (
+        ("db", 3306, subnets),
+        ("lb", 9876, subnets),  # info -> data frontend
+        ("info", 5555, set(gce.HEALTH_CHECK_RANGES)),
+        ("data", 9876, set(gce.HEALTH_CHECK_RANGES)),
+    ):
+        rendered = render_per_host(
+            inventory, group, "roles/hardening/defaults/main.yml", expression, tmp_path / group
+        )
+        assert rendered, group
+        for host, rules in rendered.items():
+            sources = {s for r in json.loads(rules) if port in r["ports"] for s in r["saddr4"]}
+            assert want <= sources, (host, port, sources)
+            if group == "lb":
+                # The info members are not listed one by one: they change without Ansible.
+                assert sources == want, (host, sources)

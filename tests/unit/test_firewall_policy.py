@@ -21,6 +21,7 @@ GROUPS = {
 }
 ADDR = {h: f"10.0.0.{i}" for i, h in enumerate(GROUPS["all"], start=10)}
 CONTROLLER = ["10.0.0.1/32"]
+HEALTH = ["35.191.0.0/16", "130.211.0.0/22"]
 
 
 def allowed(rules, port, protocol="tcp"):
@@ -39,6 +40,8 @@ def expected_sources(sources):
             out.add("anyone")
         elif source == "controller":
             out |= set(CONTROLLER)
+        elif source == "health-checkers":
+            out |= set(HEALTH)
         else:
             out |= {f"{ADDR[h]}/32" for h in GROUPS[source]}
     return out
@@ -47,7 +50,7 @@ def expected_sources(sources):
 @pytest.mark.parametrize(("protocol", "expected"), [("tcp", EXPECTED), ("udp", EXPECTED_UDP)])
 @pytest.mark.parametrize("host", GROUPS["all"])
 def test_every_cell_of_the_policy_holds_for_every_host(host, protocol, expected):
-    rules = fw.firewall_rules(ROLE_POLICY, host, GROUPS, ADDR, CONTROLLER)
+    rules = fw.firewall_rules(ROLE_POLICY, host, GROUPS, ADDR, CONTROLLER, HEALTH)
     groups_of_host = {g for g, members in GROUPS.items() if host in members} | {"all"}
     ports = {p for (_, p) in EXPECTED} | {p for r in rules for p in r["ports"]}
     for port in ports:
@@ -65,6 +68,23 @@ def test_a_host_added_later_is_allowed_where_its_group_is():
     assert "10.0.0.99/32" in allowed(lb_rules, 9876)
     info3 = fw.firewall_rules(ROLE_POLICY, "info3", groups, addr, CONTROLLER)
     assert allowed(info3, 5555) == {"10.0.0.10/32", "10.0.0.16/32", "10.0.0.17/32"}  # lb1, mons
+
+
+def test_health_checkers_reach_the_app_ports_only_where_the_platform_has_them():
+    local = fw.firewall_rules(ROLE_POLICY, "info1", GROUPS, ADDR, CONTROLLER)
+    assert allowed(local, 5555) == {"10.0.0.10/32", "10.0.0.16/32", "10.0.0.17/32"}
+    cloud = fw.firewall_rules(ROLE_POLICY, "data1", GROUPS, ADDR, CONTROLLER, HEALTH)
+    assert set(HEALTH) <= allowed(cloud, 9876)
+    assert not set(HEALTH) & allowed(cloud, 22)
+
+
+def test_a_group_given_networks_is_admitted_by_them_not_by_its_members():
+    # GCE's data tier: a managed instance group whose members an autoscaler adds.
+    subnets = {"data": ["10.10.0.0/20", "10.10.16.0/20"]}
+    db = fw.firewall_rules(ROLE_POLICY, "db1", GROUPS, ADDR, CONTROLLER, HEALTH, subnets)
+    assert allowed(db, 3306) == {"10.10.0.0/20", "10.10.16.0/20", f"{ADDR['db1']}/32"}
+    # Groups without networks keep their members' addresses.
+    assert allowed(db, 9100) == {f"{ADDR[h]}/32" for h in GROUPS["monitoring"]}
 
 
 def test_empty_or_missing_source_groups_allow_nobody():

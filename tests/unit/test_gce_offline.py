@@ -35,12 +35,31 @@ def test_every_call_passes_its_argument_checks_and_every_task_is_called(harness)
 def test_every_loop_item_is_called(harness, env):
     planned = calls.planned_calls(harness, env)
     counts = [region["counts"] for region in inventory_vars(env)["gce_infra_regions"]]
-    instances = sum(sum(c.values()) for c in counts)
-    for state in calls.STATES:
+    instances = sum(c.get(tier, 0) for c in counts for tier in ("lb", "db", "monitoring"))
+    for state in ("present", "absent"):
         made = [c for c in planned[state] if c.get("module") == "gcp_compute_instance"]
         # Present: each one created. Absent: each one's deletion, plus lifting the db's protection.
         dbs = sum(c.get("db", 0) for c in counts) if state == "absent" else 0
         assert len(made) == instances + dbs, state
+    # The app tiers (the harness records an image of each): per region and tier a template, a
+    # group and its autoscaler; tearing down deletes the groups first, then their templates.
+    for module in ("gcp_compute_instance_template", "gcp_compute_region_instance_group_manager",
+                   "gcp_compute_region_autoscaler"):  # fmt: skip
+        made = [c["name"] for c in planned["present"] if c.get("module") == module]
+        assert len(made) == 2 * len(counts), module
+    order = [c.get("module") for c in planned["absent"]]
+    assert (
+        order.index("gcp_compute_region_instance_group_manager")
+        < order.index("gcp_compute_instance_template")
+        < order.index("gcp_compute_instance")
+    )
+    # Capturing: the builder stopped, imaged, deleted; the environment stored as its secret.
+    image = [(c.get("module") or c["command"], c.get("state")) for c in planned["image"]]
+    assert image[1:] == [
+        ("gcp_compute_instance", "present"), ("gcp_compute_image", "present"),
+        ("gcp_secret_manager", "present"), ("gcloud secrets get-iam-policy", None),
+        ("gcloud secrets add-iam-policy-binding", None), ("gcp_compute_instance", "absent"),
+    ]  # fmt: skip
     firewalls = [c for c in planned["present"] if c.get("module") == "gcp_compute_firewall"]
     policy = yaml.safe_load((ROOT / "inventories/shared/fleet.yml").read_text())
     assert len(firewalls) == len(policy["hardening_firewall_policy"]) + 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 
 import pytest
 
@@ -69,11 +70,17 @@ def allowed_sources(state, group, port, protocol="tcp"):
         }
         if port not in ports or (rule["target_tags"] and group not in rule["target_tags"]):
             continue
-        if "0.0.0.0/0" in rule["source_ranges"]:
+        ranges = list(rule["source_ranges"])
+        if "0.0.0.0/0" in ranges:
+            assert ranges == ["0.0.0.0/0"]
             out.add("anyone")
-        elif rule["source_ranges"]:
-            assert rule["source_ranges"] == state["controller_ranges"]
-            out.add("controller")
+            ranges = []
+        for name, known in (("controller", state["controller_ranges"]), ("health-checkers",
+                            list(gce.HEALTH_CHECK_RANGES))):  # fmt: skip
+            if ranges[: len(known)] == known:
+                out.add(name)
+                ranges = ranges[len(known) :]
+        assert ranges == [], f"{rule['name']}: ranges of no policy source {ranges}"
         out |= set(rule["source_tags"])
     return out
 
@@ -276,7 +283,11 @@ def test_service_accounts_are_per_tier_and_write_only(state):
     assert set(accounts) == set(TIERS)
     for tier, account in accounts.items():
         assert account["name"] == f"{env}-{tier}@{project}.iam.gserviceaccount.com"
-        assert account["roles"] == ["roles/logging.logWriter", "roles/monitoring.metricWriter"]
+        # lb also reads the app groups (its HAProxy's reconciler); nobody else reads anything.
+        reads = ["roles/compute.viewer"] if tier == "lb" else []
+        assert account["roles"] == [
+            "roles/logging.logWriter", "roles/monitoring.metricWriter", *reads
+        ]  # fmt: skip
     for instance in state["instances"]:
         (sa,) = instance["service_accounts"]
         assert sa["email"] == accounts[instance["tier"]]["name"]
@@ -285,15 +296,19 @@ def test_service_accounts_are_per_tier_and_write_only(state):
             "https://www.googleapis.com/auth/logging.write",
             "https://www.googleapis.com/auth/monitoring.write",
         ]
-        # Only db copies its dumps to Cloud Storage; nobody gets a wider scope than that.
-        storage = [s for s in sa["scopes"] if s not in writes]
-        want = ["https://www.googleapis.com/auth/devstorage.read_write"]
-        assert storage == (want if instance["tier"] == "db" else [])
+        # Only db copies its dumps to Cloud Storage, only lb reads Compute; nobody gets a wider
+        # scope than that.
+        others = [s for s in sa["scopes"] if s not in writes]
+        want = {
+            "db": ["https://www.googleapis.com/auth/devstorage.read_write"],
+            "lb": ["https://www.googleapis.com/auth/compute.readonly"],
+        }
+        assert others == want.get(instance["tier"], [])
 
 
 def test_missing_bindings_are_only_the_absent_ones(state):
     accounts = state["service_accounts"]
-    assert len(gce.gce_missing_bindings({}, accounts)) == 2 * len(TIERS)
+    assert len(gce.gce_missing_bindings({}, accounts)) == 2 * len(TIERS) + 1  # lb's reader
     lb = accounts[0]["name"]
     policy = {
         "bindings": [
@@ -319,11 +334,10 @@ def test_missing_bindings_are_only_the_absent_ones(state):
 def test_names_and_labels_are_stable():
     first = gce.gce_desired_state(config_of("prod"))
     assert gce.gce_desired_state(copy.deepcopy(config_of("prod"))) == first
+    # The app tiers are groups, whose members Google names (prod-ew1-info-x7k2).
     assert [i["name"] for i in first["instances"]] == [
-        "prod-ew1-lb1", "prod-ew1-lb2", "prod-ew1-info1", "prod-ew1-info2", "prod-ew1-info3",
-        "prod-ew1-data1", "prod-ew1-data2", "prod-ew1-db1", "prod-ew1-monitoring1",
-        "prod-uc1-lb1", "prod-uc1-lb2", "prod-uc1-info1", "prod-uc1-info2", "prod-uc1-info3",
-        "prod-uc1-data1", "prod-uc1-data2", "prod-uc1-db1", "prod-uc1-monitoring1",
+        "prod-ew1-lb1", "prod-ew1-lb2", "prod-ew1-db1", "prod-ew1-monitoring1",
+        "prod-uc1-lb1", "prod-uc1-lb2", "prod-uc1-db1", "prod-uc1-monitoring1",
     ]  # fmt: skip
     assert first["network"]["name"] == "prod-vpc"
     assert [s["name"] for s in first["subnets"]] == ["prod-ew1", "prod-uc1"]
@@ -385,8 +399,9 @@ def test_every_region_follows_group_vars(state):
     ]
     for region in regions:
         mine = [i for i in state["instances"] if i["region"] == region["name"]]
-        for tier in TIERS:
+        for tier in ("lb", "db", "monitoring"):
             assert sum(i["tier"] == tier for i in mine) == region["counts"].get(tier, 0)
+        assert not any(i["tier"] in ("info", "data") for i in mine)
         lbs = [{"selfLink": i["self_link"]} for i in mine if i["tier"] == "lb"]
         assert len(lbs) >= 2
         assert groups[region["name"]]["instances"] == lbs
@@ -411,7 +426,8 @@ def test_http_is_redirected_unless_told_otherwise():
 
 
 def region(name="europe-west1", zone="europe-west1-b", cidr="10.1.0.0/20", **counts):
-    base = {"lb": 2, "info": 1, "data": 1, "db": 0, "monitoring": 0}
+    base = {"lb": 2, "info": {"min": 1, "max": 2}, "data": {"min": 1, "max": 2}, "db": 0,
+            "monitoring": 0}  # fmt: skip
     return {"name": name, "zone": zone, "subnet_cidr": cidr, "counts": {**base, **counts}}
 
 
@@ -667,3 +683,170 @@ def test_region_capacity_is_checked(capacity, message):
 def test_a_dev_region_of_one_cannot_be_drained():
     with pytest.raises(gce.GceStateError, match="drains every region"):
         gce.gce_desired_state(config_of("dev", region_capacity={"europe-west1": 0.0}))
+
+
+# --- the app tiers: golden images, templates, managed instance groups -------------------------
+
+RELEASES = {"info": "ada512756a28_t1796282710.r4+ci", "data": "1.4.0"}
+
+
+def test_a_tier_without_an_image_has_no_group_yet(state):
+    # A new environment: provisioned, converged, then each tier's image is captured.
+    assert state["app_tiers_without_image"] == ["info", "data"]
+    for key in ("app_images", "instance_templates", "instance_group_managers", "autoscalers"):
+        assert state[key] == [], key
+    # What capturing needs is there from the start: a builder, a secret, the health check.
+    assert [b["tier"] for b in state["image_builders"]] == ["info", "data"]
+    assert [s["tier"] for s in state["app_secrets"]] == ["info", "data"]
+    assert [c["tier"] for c in state["app_health_checks"]] == ["info", "data"]
+
+
+def test_each_region_runs_each_tier_as_an_autoscaled_group_of_its_image(env):
+    state = gce.gce_desired_state(config_of(env, app_images=RELEASES))
+    regions = group_vars(env)["gce_infra_regions"]
+    assert state["app_tiers_without_image"] == []
+    images = {i["tier"]: i for i in state["app_images"]}
+    builders = {b["tier"]: b for b in state["image_builders"]}
+    templates = {t["self_link"]: t for t in state["instance_templates"]}
+    checks = {c["tier"]: c for c in state["app_health_checks"]}
+    secrets = {s["tier"]: s for s in state["app_secrets"]}
+    accounts = {a["tier"]: a["name"] for a in state["service_accounts"]}
+    scalers = {a["target"]: a for a in state["autoscalers"]}
+    subnets = {s["region"]: s["name"] for s in state["subnets"]}
+    assert len(state["instance_group_managers"]) == 2 * len(regions)
+    for tier in ("info", "data"):
+        # The image is the builder's boot disk, in the tier's family.
+        assert images[tier]["source_disk"] == builders[tier]["boot_disk"]
+        assert images[tier]["family"] == f"{env}-{tier}"
+        assert images[tier]["release"] == RELEASES[tier]
+        for region in regions:
+            (group,) = [
+                g for g in state["instance_group_managers"]
+                if g["tier"] == tier and g["region"] == region["name"]
+            ]  # fmt: skip
+            props = templates[group["instance_template"]]["properties"]
+            assert (
+                props["disks"][0]["initialize_params"]["source_image"]
+                == (images[tier]["self_link"])
+            )
+            # The inventory groups its members as the tier; the VPC matches them by tag.
+            assert (props["labels"]["role"], props["tags"]) == (tier, {"items": [tier]})
+            assert props["labels"]["region"] == region["name"]
+            assert props["network_interfaces"][0]["subnetwork"]["selfLink"].endswith(
+                f"/regions/{region['name']}/subnetworks/{subnets[region['name']]}"
+            )
+            assert "access_configs" not in props["network_interfaces"][0]
+            # First boot reads the tier's environment from its secret, as its own account.
+            assert props["metadata"]["fleetops-env-secret"] == secrets[tier]["resource"]
+            assert props["service_accounts"][0]["email"] == accounts[tier]
+            assert "user-data" not in props["metadata"]
+            # Created at the minimum; the autoscaler keeps it between min and max, on CPU,
+            # removing at most one instance per window.
+            size = region["counts"][tier]
+            assert group["target_size"] == size["min"]
+            policy = scalers[group["self_link"]]["autoscaling_policy"]
+            assert (policy["min_num_replicas"], policy["max_num_replicas"]) == (
+                size["min"], size["max"]
+            )  # fmt: skip
+            assert policy["cpu_utilization"] == {"utilization_target": 0.6}
+            assert policy["scale_in_control"]["max_scaled_in_replicas"] == {"fixed": 1}
+            # Autohealing checks the service itself, after a boot's grace.
+            (heal,) = group["auto_healing_policies"]
+            assert heal["health_check"] == checks[tier]["self_link"]
+            assert heal["initial_delay_sec"] >= 60
+    assert (checks["info"]["port"], checks["info"]["request_path"]) == (5555, "/_health")
+    assert (checks["data"]["port"], checks["data"]["request_path"]) == (9876, "/api/health")
+
+
+def test_only_a_tiers_own_account_reads_its_secret(state):
+    accounts = {a["tier"]: a["name"] for a in state["service_accounts"]}
+    for secret in state["app_secrets"]:
+        assert secret["readers"] == [
+            {"name": accounts[secret["tier"]], "roles": ["roles/secretmanager.secretAccessor"]}
+        ]
+
+
+def test_a_builder_is_never_a_member_of_its_tier(state):
+    for builder in state["image_builders"]:
+        # The inventory groups by the role label: a builder is in `builder`, never routed to.
+        assert builder["labels"]["role"] == "builder"
+        assert builder["labels"]["builds"] == builder["tier"]
+        assert builder["tags"] == [builder["tier"]]
+        assert not builder["deletion_protection"]
+        assert [d["boot"] for d in builder["disks"]] == [True]
+
+
+def test_release_names_are_valid_distinct_and_bounded():
+    refs = {
+        gce.release_ref(r)
+        for r in ("1.0+a", "1.0-a", "1.0.a", "1.0_A", "x" * 200, "x" * 199, "+++", RELEASES["info"])
+    }
+    assert len(refs) == 8
+    for ref in refs:
+        name = f"prod-ew1-info-{ref}"
+        assert gce.NAME_RE.match(name), name
+        assert len(name) <= 63, name
+    with pytest.raises(gce.GceStateError, match="needs the release"):
+        gce.release_ref("")
+
+
+def test_a_new_release_is_a_new_template_and_image_beside_the_old():
+    old = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    new = gce.gce_desired_state(config_of("prod", app_images={**RELEASES, "info": "2.0.0"}))
+    names = lambda s, k: {x["name"] for x in s[k]}  # noqa: E731
+    assert names(old, "instance_templates") & names(new, "instance_templates") == {
+        t["name"] for t in old["instance_templates"] if t["tier"] == "data"
+    }
+    # The groups keep their names: the rollout moves a group to the new template.
+    assert names(old, "instance_group_managers") == names(new, "instance_group_managers")
+
+
+def test_teardown_finds_every_group_and_template_of_any_release():
+    state = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    bare = gce.gce_desired_state(config_of("prod"))
+    # Without a recorded image (a lost app_images.yml) teardown still finds every group.
+    assert bare["app_group_names"] == state["app_group_names"]
+    assert {g["name"] for g in state["app_group_names"]} == {
+        g["name"] for g in state["instance_group_managers"]
+    }
+    pattern = state["app_template_pattern"]
+    for template in state["instance_templates"]:
+        assert re.fullmatch(pattern, template["name"])
+    for other in ("prod-ew1-lb1", "prod-ew1-db1-data", "staging-ew1-info-1-0-abc123"):
+        assert not re.fullmatch(pattern, other)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "info": 2}}]},
+         "info is a managed instance group"),
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "data": {"min": 3, "max": 2}}}]},
+         "needs 1 <= min <= max"),
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "info": {"min": 0, "max": 2}}}]},
+         "needs 1 <= min <= max"),
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "info": {"min": 1}}}]},
+         "info is a managed instance group"),
+        ({"regions": [{**PRIMARY, "counts": {**PRIMARY["counts"], "lb": "2"}}]},
+         "whole number"),
+        ({"app_images": {"lb": "1.0"}}, "no app tier"),
+        ({"app_images": {"info": ""}}, "must be a release"),
+        ({"autoscaling": {"cpu_target": 1.5}}, "cpu_target"),
+        ({"autoscaling": {"scale_in_max": 0}}, "scale_in_max"),
+        ({"autoscaling": {"target": 0.5}}, "unknown settings"),
+    ],
+)  # fmt: skip
+def test_bad_group_inputs_are_refused_with_a_reason(overrides, message):
+    config = config_of("prod", app_images=RELEASES, **{"regions": [PRIMARY]})
+    with pytest.raises(gce.GceStateError, match=message):
+        gce.gce_desired_state({**config, **overrides})
+
+
+def test_the_autoscaler_can_be_tuned():
+    state = gce.gce_desired_state(
+        config_of("dev", app_images=RELEASES, autoscaling={"cpu_target": 0.5, "scale_in_max": 2})
+    )
+    policy = state["autoscalers"][0]["autoscaling_policy"]
+    assert policy["cpu_utilization"] == {"utilization_target": 0.5}
+    assert policy["scale_in_control"]["max_scaled_in_replicas"] == {"fixed": 2}
+    assert policy["cool_down_period_sec"] == 120

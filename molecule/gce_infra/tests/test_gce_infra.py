@@ -17,10 +17,12 @@ testinfra_hosts = ["local://"]
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 PROJECT = "fleetops-molecule"
+# Instances per region; info and data are groups (GROUPS: min, max).
 COUNTS = {
-    "ew1": {"lb": 2, "info": 2, "data": 2, "db": 1, "monitoring": 1},
-    "uc1": {"lb": 2, "info": 1, "data": 1, "db": 1, "monitoring": 0},
+    "ew1": {"lb": 2, "db": 1, "monitoring": 1},
+    "uc1": {"lb": 2, "db": 1, "monitoring": 0},
 }
+GROUPS = {"ew1": {"info": (2, 4), "data": (2, 3)}, "uc1": {"info": (1, 3), "data": (1, 2)}}
 CONTROLLER = ["35.235.240.0/20", "198.51.100.0/24"]  # Google's IAP range, the admin CIDR
 # What may run on the controller in plan-only mode: nothing that talks to anything.
 LOCAL_ACTIONS = {
@@ -156,6 +158,21 @@ def test_the_global_load_balancer_spans_both_regions(desired):
         ("mol-web-https", "443-443"),
         ("mol-web-http", "80-80"),
     ]
+
+
+def test_only_the_captured_tier_gets_its_autoscaled_groups(desired):
+    # info's image was recorded; data waits for its capture (playbooks/image.yml).
+    assert desired["app_tiers_without_image"] == ["data"]
+    (image,) = desired["app_images"]
+    assert image["name"].startswith("mol-info-1-0-0-mol-")
+    groups = {g["name"]: g for g in desired["instance_group_managers"]}
+    assert set(groups) == {"mol-ew1-info", "mol-uc1-info"}
+    scalers = {a["name"]: a["autoscaling_policy"] for a in desired["autoscalers"]}
+    for short, tiers in GROUPS.items():
+        low, high = tiers["info"]
+        assert groups[f"mol-{short}-info"]["target_size"] == low
+        policy = scalers[f"mol-{short}-info"]
+        assert (policy["min_num_replicas"], policy["max_num_replicas"]) == (low, high)
 
 
 def test_backups_leave_the_db_host(desired):

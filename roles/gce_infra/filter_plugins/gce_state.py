@@ -14,6 +14,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -22,8 +23,40 @@ from typing import Any
 ANYONE = "anyone"
 CONTROLLER = "controller"
 EVERY_HOST = "all"
+# Google's health checkers as a policy source: the load balancer's (lb) and the managed
+# instance groups' autohealing (info, data). The hosts' nftables admit them as
+# hardening_health_checker_cidrs.
+HEALTH_CHECKERS = "health-checkers"
 # The inventory groups site.yml uses, in the order instances are listed (and created).
 TIERS = ("lb", "info", "data", "db", "monitoring")
+# The app tiers are regional managed instance groups: instances from a versioned template of the
+# tier's golden image (playbooks/image.yml), sized by Google's autoscaler between a region's
+# min and max, replaced by autohealing when their service fails its health check. The other
+# tiers are single instances Ansible names and keeps (their state, their addresses).
+APP_TIERS = ("info", "data")
+# Their ports and health paths (inventories/shared/fleet.yml's fleet_<tier>_port and
+# fleet_<tier>_health_path; the role passes the inventory's).
+APP_PORTS = {"info": 5555, "data": 9876}
+APP_HEALTH_PATHS = {"info": "/_health", "data": "/api/health"}
+# The autoscaler's policy unless the inventory sets gce_infra_autoscaling:
+#   cpu_target: the group's mean CPU it keeps (0.6: room for a zone's share to fail over, and
+#     for the minute a new instance takes to boot and pass its checks);
+#   cool_down_seconds: how long a new instance's CPU is ignored (its boot and first requests);
+#   scale_in_max, scale_in_window_seconds: at most this many instances fewer than the peak of
+#     the window, so a dip between two peaks does not remove what the next peak needs;
+#   autoheal_delay_seconds: a new instance's grace before autohealing judges it (boot-to-serving
+#     from the golden image is under a minute; a converged one is never in a group).
+AUTOSCALING = {
+    "cpu_target": 0.6,
+    "cool_down_seconds": 120,
+    "scale_in_max": 1,
+    "scale_in_window_seconds": 600,
+    "autoheal_delay_seconds": 180,
+}
+# An app instance reads its environment (its secrets) at first boot from Secret Manager, which
+# has no narrower OAuth scope than cloud-platform: IAM limits it to its tier's one secret.
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+SECRET_ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"  # noqa: S105 (a role's name)
 # Google's fixed ranges: IAP TCP forwarding (SSH through `gcloud compute start-iap-tunnel`) and
 # the front ends / health checkers of the global external load balancer.
 IAP_RANGE = "35.235.240.0/20"
@@ -39,6 +72,10 @@ SERVICE_ACCOUNT_SCOPES = (
 # delete a backup.
 BACKUP_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 BACKUP_WRITER_ROLE = "roles/storage.objectCreator"
+# The lb hosts read the app tiers' managed instance groups (their members and addresses) to
+# keep HAProxy's servers in step (roles/haproxy's reconciler): read-only Compute access.
+LB_READER_ROLE = "roles/compute.viewer"
+LB_READER_SCOPE = "https://www.googleapis.com/auth/compute.readonly"
 # Cloud Storage bucket names: 3-63 characters, lowercase, digits, "-", "_", "." (dotted names
 # need domain verification, so none here), starting and ending with a letter or digit.
 BUCKET_RE = re.compile(r"^[a-z0-9][-_a-z0-9]{1,61}[a-z0-9]$")
@@ -107,12 +144,20 @@ def _regions(config: Mapping[str, Any]) -> list[dict[str, Any]]:
             ) from None
         if subnet.version != 4 or not subnet.is_private:
             raise GceStateError(f"region {region['name']!r}: subnet must be private IPv4")
-        counts = {tier: int((region.get("counts") or {}).get(tier, 0)) for tier in TIERS}
-        unknown = set(region.get("counts") or {}) - set(TIERS)
+        given = region.get("counts") or {}
+        unknown = set(given) - set(TIERS)
         if unknown:
             raise GceStateError(f"region {region['name']!r}: unknown tiers {sorted(unknown)}")
-        if any(n < 0 for n in counts.values()):
-            raise GceStateError(f"region {region['name']!r}: negative count")
+        autoscaling = {
+            tier: _group_size(region["name"], tier, given.get(tier)) for tier in APP_TIERS
+        }
+        # An app tier's count is its group's minimum: what serves at the quietest hour.
+        counts = {
+            tier: autoscaling[tier]["min"]
+            if tier in APP_TIERS
+            else _count(region["name"], tier, given)
+            for tier in TIERS
+        }
         regions.append(
             {
                 "name": region["name"],
@@ -121,10 +166,33 @@ def _regions(config: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "subnet": subnet,
                 "primary": bool(region.get("primary", index == 0)),
                 "counts": counts,
+                "autoscaling": autoscaling,
             }
         )
     _check_region_set(regions)
     return regions
+
+
+def _count(region: str, tier: str, given: Mapping[str, Any]) -> int:
+    value = given.get(tier, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GceStateError(f"region {region!r}: the count of {tier} must be a whole number >= 0")
+    return value
+
+
+def _group_size(region: str, tier: str, value: Any) -> dict[str, int]:
+    """An app tier's ``{min, max}``: the bounds of its managed instance group's autoscaler."""
+    if not isinstance(value, Mapping) or set(value) != {"min", "max"}:
+        raise GceStateError(
+            f"region {region!r}: {tier} is a managed instance group; its count is"
+            f" {{min: N, max: M}}, not {value!r}"
+        )
+    low, high = value["min"], value["max"]
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)):
+        raise GceStateError(f"region {region!r}: {tier}'s min and max must be whole numbers")
+    if not 1 <= low <= high:
+        raise GceStateError(f"region {region!r}: {tier} needs 1 <= min <= max, got {low}..{high}")
+    return {"min": low, "max": high}
 
 
 def _check_region_set(regions: list[dict[str, Any]]) -> None:
@@ -155,8 +223,6 @@ def _check_counts(environment: str, regions: list[dict[str, Any]]) -> None:
                 f"region {region['name']!r}: a cloud environment needs at least 2 lb instances,"
                 f" got {counts['lb']}"
             )
-        if counts["info"] < 1 or counts["data"] < 1:
-            raise GceStateError(f"region {region['name']!r}: needs at least 1 info and 1 data")
         # One MariaDB per region: the primary in the primary region, a replica elsewhere.
         if counts["db"] > 1:
             raise GceStateError(f"region {region['name']!r}: at most one db per region")
@@ -216,7 +282,7 @@ def _firewalls(
     """
     if not policy:
         raise GceStateError("the firewall policy is empty: nothing (not even SSH) would be allowed")
-    known = set(TIERS) | {ANYONE, CONTROLLER}
+    known = set(TIERS) | {ANYONE, CONTROLLER, HEALTH_CHECKERS}
     rules = []
     for entry in policy:
         for key in ("name", "to", "ports", "from"):
@@ -229,8 +295,11 @@ def _firewalls(
             )
         sources = set(entry["from"])
         ranges = ["0.0.0.0/0"] if ANYONE in sources else []
-        if ANYONE not in sources and CONTROLLER in sources:
-            ranges = list(controller)
+        if ANYONE not in sources:
+            ranges = [
+                *(controller if CONTROLLER in sources else []),
+                *(HEALTH_CHECK_RANGES if HEALTH_CHECKERS in sources else []),
+            ]
         tags = [] if ANYONE in sources else sorted(sources & set(TIERS))
         rules.append(
             {
@@ -289,7 +358,7 @@ def _service_accounts(environment: str, project: str) -> list[dict[str, Any]]:
                 "tier": tier,
                 "name": f"{account_id}@{project}.iam.gserviceaccount.com",
                 "display_name": f"fleetops {environment} {tier}",
-                "roles": list(SERVICE_ACCOUNT_ROLES),
+                "roles": [*SERVICE_ACCOUNT_ROLES, *([LB_READER_ROLE] if tier == "lb" else [])],
             }
         )
     return accounts
@@ -339,8 +408,8 @@ def _instances_and_disks(
         zone = region["zone"]
         zone_link = f"{COMPUTE}/{project}/zones/{zone}"
         region_link = f"{_links(project)['regions']}/{region['name']}"
-        subnet_link = f"{region_link}/subnetworks/{environment}-{region['short']}"
-        for tier in TIERS:
+        subnet_link = _subnet_link(project, environment, region)
+        for tier in (t for t in TIERS if t not in APP_TIERS):
             for number in range(1, region["counts"][tier] + 1):
                 name = instance_name(environment, region["short"], tier, number)
                 labels = {"role": tier, "env": environment, "region": region["name"]}
@@ -389,6 +458,7 @@ def _instances_and_disks(
                                 "scopes": [
                                     *SERVICE_ACCOUNT_SCOPES,
                                     *([BACKUP_SCOPE] if tier == "db" else []),
+                                    *([LB_READER_SCOPE] if tier == "lb" else []),
                                 ],
                             }
                         ],
@@ -402,6 +472,273 @@ def _instances_and_disks(
                     }
                 )
     return instances, disks
+
+
+def release_ref(release: str) -> str:
+    """A release as a part of GCE names (a-z, 0-9, -): ``ada5127_t17.r4`` -> ``ada5127-t17-r4-``
+    and 6 hex digits of its hash, so two releases that differ only in what a name cannot hold
+    never share an image or a template."""
+    if not release:
+        raise GceStateError("an app image needs the release it holds")
+    readable = re.sub(r"[^a-z0-9]+", "-", release.lower()).strip("-")[:32].rstrip("-")
+    digest = hashlib.sha256(release.encode()).hexdigest()[:6]
+    return f"{readable}-{digest}" if readable else f"r-{digest}"
+
+
+def _label_value(value: str) -> str:
+    """GCE label values: lowercase letters, digits, - and _, at most 63."""
+    return re.sub(r"[^a-z0-9_-]", "_", value.lower())[:63]
+
+
+def _app_images(config: Mapping[str, Any]) -> dict[str, str]:
+    """``app_images``: the release each app tier's golden image holds (playbooks/image.yml
+    records it); a tier without one has no group yet."""
+    images = config.get("app_images") or {}
+    unknown = sorted(set(images) - set(APP_TIERS))
+    if unknown:
+        raise GceStateError(f"app_images names tiers that are no app tier: {unknown}")
+    for tier, release in images.items():
+        if not isinstance(release, str) or not release:
+            raise GceStateError(f"app_images.{tier} must be a release, not {release!r}")
+    return dict(images)
+
+
+def _autoscaling_policy(config: Mapping[str, Any]) -> dict[str, Any]:
+    given = config.get("autoscaling") or {}
+    unknown = sorted(set(given) - set(AUTOSCALING))
+    if unknown:
+        raise GceStateError(f"autoscaling has unknown settings {unknown}")
+    policy = {**AUTOSCALING, **given}
+    target = policy["cpu_target"]
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < 1:
+        raise GceStateError(f"autoscaling.cpu_target must be above 0 and below 1, not {target!r}")
+    for key in ("cool_down_seconds", "scale_in_max", "scale_in_window_seconds",
+                "autoheal_delay_seconds"):  # fmt: skip
+        value = policy[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GceStateError(f"autoscaling.{key} must be a whole number >= 1, not {value!r}")
+    return policy
+
+
+def _app_groups(
+    config: Mapping[str, Any],
+    environment: str,
+    project: str,
+    regions: list[dict[str, Any]],
+    accounts: dict[str, str],
+) -> dict[str, Any]:
+    """The app tiers' managed instance groups and what they are made from.
+
+    - ``image_builders``: per tier, the instance playbooks/image.yml converges and captures (in
+      the primary region, labelled role=builder so the inventory never takes it for a member);
+    - ``app_images``: per tier with a recorded release, the golden image made from the builder's
+      boot disk (family ``<env>-<tier>``);
+    - ``instance_templates``: per region and tier, versioned by the release (a template is
+      immutable: a new release is a new template, and rolling it through the group is a
+      rollout);
+    - ``app_secrets``: per tier, the Secret Manager secret its instances read their environment
+      from at first boot (named in the template's metadata), readable by its account only;
+    - ``app_health_checks``: autohealing's check of the service itself, on its own port;
+    - ``instance_group_managers`` and ``autoscalers``: per region and tier with an image.
+    """
+    images = _app_images(config)
+    policy = _autoscaling_policy(config)
+    ports = {**APP_PORTS, **(config.get("app_ports") or {})}
+    paths = {**APP_HEALTH_PATHS, **(config.get("app_health_paths") or {})}
+    glob = _links(project)["global"]
+    primary = next(r for r in regions if r["primary"])
+    machine_types = config["machine_types"]
+    labels = {"env": environment}
+    builders, made, templates, managers, scalers = [], [], [], [], []
+    secrets, checks = [], []
+    for tier in APP_TIERS:
+        zone_link = f"{COMPUTE}/{project}/zones/{primary['zone']}"
+        builder = _check_name("builder", f"{environment}-{primary['short']}-{tier}-builder")
+        builders.append(
+            {
+                "name": builder,
+                "tier": tier,
+                "zone": primary["zone"],
+                "machine_type": machine_types[tier],
+                # Not the tier's role: until it is captured it serves nobody.
+                "labels": {**labels, "role": "builder", "builds": tier, "region": primary["name"]},
+                # The tier's tag: the VPC lets it reach what a member of the tier reaches.
+                "tags": [tier],
+                "network_interfaces": [
+                    {"subnetwork": {"selfLink": _subnet_link(project, environment, primary)}}
+                ],
+                "service_accounts": [{"email": accounts[tier], "scopes": [CLOUD_PLATFORM_SCOPE]}],
+                "disks": _instance_disks(config, builder, None, zone_link),
+                "deletion_protection": False,
+                "boot_disk": f"{zone_link}/disks/{builder}",
+                "self_link": f"{zone_link}/instances/{builder}",
+            }
+        )
+        secret = _check_name("secret", f"{environment}-{tier}-env")
+        secrets.append(
+            {
+                "tier": tier,
+                "name": secret,
+                "resource": f"projects/{project}/secrets/{secret}",
+                "labels": {**labels, "role": tier},
+                "readers": [
+                    {"name": accounts[tier], "roles": [SECRET_ACCESSOR_ROLE]},
+                ],
+            }
+        )
+        check = f"{environment}-{tier}-autoheal"
+        checks.append(
+            {
+                "tier": tier,
+                "name": check,
+                "port": int(ports[tier]),
+                "request_path": paths[tier],
+                "self_link": f"{glob}/healthChecks/{check}",
+            }
+        )
+        release = images.get(tier)
+        if release is None:
+            continue
+        ref = release_ref(release)
+        image = _check_name("image", f"{environment}-{tier}-{ref}")
+        made.append(
+            {
+                "tier": tier,
+                "release": release,
+                "name": image,
+                "family": f"{environment}-{tier}",
+                "source_disk": builders[-1]["boot_disk"],
+                "labels": {**labels, "role": tier, "release": _label_value(release)},
+                "self_link": f"{glob}/images/{image}",
+            }
+        )
+        for region in regions:
+            template = _check_name("template", f"{environment}-{region['short']}-{tier}-{ref}")
+            group = _check_name("group", f"{environment}-{region['short']}-{tier}")
+            region_link = f"{_links(project)['regions']}/{region['name']}"
+            templates.append(
+                {
+                    "name": template,
+                    "tier": tier,
+                    "region": region["name"],
+                    "release": release,
+                    "properties": {
+                        "machine_type": machine_types[tier],
+                        "disks": [
+                            {
+                                "boot": True,
+                                "auto_delete": True,
+                                "initialize_params": {
+                                    "source_image": made[-1]["self_link"],
+                                    "disk_size_gb": int(config.get("boot_disk_size_gb", 20)),
+                                },
+                            }
+                        ],
+                        # No access config: no external IP, like every instance.
+                        "network_interfaces": [
+                            {"subnetwork": {"selfLink": _subnet_link(project, environment, region)}}
+                        ],
+                        "service_accounts": [
+                            {"email": accounts[tier], "scopes": [CLOUD_PLATFORM_SCOPE]}
+                        ],
+                        "metadata": {
+                            "enable-oslogin": "TRUE",
+                            # roles/image_boot's first boot reads the environment from here.
+                            "fleetops-env-secret": secrets[-1]["resource"],
+                            "fleetops-release": release,
+                        },
+                        "labels": {
+                            **labels,
+                            "role": tier,
+                            "region": region["name"],
+                            "release": _label_value(release),
+                        },
+                        "tags": {"items": [tier]},
+                    },
+                    "self_link": f"{glob}/instanceTemplates/{template}",
+                }
+            )
+            size = region["autoscaling"][tier]
+            managers.append(
+                {
+                    "name": group,
+                    "tier": tier,
+                    "region": region["name"],
+                    "base_instance_name": group,
+                    "instance_template": templates[-1]["self_link"],
+                    # At creation only: then the autoscaler owns the size.
+                    "target_size": size["min"],
+                    "named_ports": [{"name": tier, "port": int(ports[tier])}],
+                    "auto_healing_policies": [
+                        {
+                            "health_check": checks[-1]["self_link"],
+                            "initial_delay_sec": policy["autoheal_delay_seconds"],
+                        }
+                    ],
+                    "self_link": f"{region_link}/instanceGroupManagers/{group}",
+                }
+            )
+            scalers.append(
+                {
+                    "name": group,
+                    "tier": tier,
+                    "region": region["name"],
+                    "target": managers[-1]["self_link"],
+                    "autoscaling_policy": _scaler_policy(policy, size),
+                }
+            )
+    return {
+        "image_builders": builders,
+        "app_images": made,
+        "instance_templates": templates,
+        "app_secrets": secrets,
+        "app_health_checks": checks,
+        "instance_group_managers": managers,
+        "autoscalers": scalers,
+        # Provisioning a new environment: these tiers have no image yet (playbooks/image.yml).
+        "app_tiers_without_image": [t for t in APP_TIERS if t not in images],
+        # What tearing down looks for, whatever release each group runs: every region's groups
+        # (and their autoscalers, of the same name), and the templates of any release (RE2,
+        # matching the whole name, as the Compute API's `eq` filters do).
+        "app_group_names": [
+            {
+                "name": f"{environment}-{region['short']}-{tier}",
+                "tier": tier,
+                "region": region["name"],
+                "target": f"{_links(project)['regions']}/{region['name']}/instanceGroupManagers/"
+                f"{environment}-{region['short']}-{tier}",
+                "autoscaling_policy": _scaler_policy(policy, region["autoscaling"][tier]),
+            }
+            for tier in APP_TIERS
+            for region in regions
+        ],
+        "app_template_pattern": (
+            f"{environment}-({'|'.join(r['short'] for r in regions)})-({'|'.join(APP_TIERS)})-.*"
+        ),
+    }
+
+
+def _scaler_policy(policy: Mapping[str, Any], size: Mapping[str, int]) -> dict[str, Any]:
+    """The autoscaler's policy for a group of ``size`` (min, max). On CPU: the app tiers are
+    CPU-bound (make bench), and the global LB's utilisation would measure HAProxy, which
+    fronts them, not the groups."""
+    return {
+        "min_num_replicas": size["min"],
+        "max_num_replicas": size["max"],
+        "cool_down_period_sec": policy["cool_down_seconds"],
+        "mode": "ON",
+        "cpu_utilization": {"utilization_target": float(policy["cpu_target"])},
+        "scale_in_control": {
+            "max_scaled_in_replicas": {"fixed": policy["scale_in_max"]},
+            "time_window_sec": policy["scale_in_window_seconds"],
+        },
+    }
+
+
+def _subnet_link(project: str, environment: str, region: Mapping[str, Any]) -> str:
+    return (
+        f"{_links(project)['regions']}/{region['name']}/subnetworks/{environment}-{region['short']}"
+    )
 
 
 def _load_balancer(
@@ -647,9 +984,8 @@ def gce_desired_state(config: Mapping[str, Any]) -> dict[str, Any]:
     network_link = f"{_links(project)['global']}/networks/{network_name}"
 
     accounts = _service_accounts(environment, project)
-    instances, disks = _instances_and_disks(
-        config, environment, regions, {a["tier"]: a["name"] for a in accounts}
-    )
+    emails = {a["tier"]: a["name"] for a in accounts}
+    instances, disks = _instances_and_disks(config, environment, regions, emails)
     return {
         "project": project,
         "environment": environment,
@@ -683,7 +1019,8 @@ def gce_desired_state(config: Mapping[str, Any]) -> dict[str, Any]:
             {"name": f"{environment}-web-ip", "scope": "global", "address_type": "EXTERNAL"}
         ],
         **_load_balancer(environment, project, regions, instances, config),
-        **_backups(config, environment, regions, {a["tier"]: a["name"] for a in accounts}),
+        **_app_groups(config, environment, project, regions, emails),
+        **_backups(config, environment, regions, emails),
     }
 
 

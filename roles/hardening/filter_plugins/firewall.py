@@ -1,9 +1,13 @@
 """Turn the fleet's firewall policy (data) into the rules one host must enforce.
 
 The policy says, per destination group and port, who may connect: ``anyone``, the
-``controller`` (the admin network Ansible comes from) or the members of some inventory groups.
-Each host's ruleset is computed from the *whole* inventory on every run, so adding a host to a
-group opens exactly the paths the policy names for that group, on every other host too.
+``controller`` (the admin network Ansible comes from), the platform's ``health-checkers``
+(Google's load balancer and autohealing probes; none locally) or the members of some inventory
+groups. Each host's ruleset is computed from the *whole* inventory on every run, so adding a
+host to a group opens exactly the paths the policy names for that group, on every other host
+too. A group whose members come and go without Ansible (an autoscaled managed instance group)
+is admitted by the networks it lives in instead (``group_cidrs``); the VPC's rules, which match
+the group's network tag, still tell it from the others there.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 ANYONE = "anyone"
 CONTROLLER = "controller"
+HEALTH_CHECKERS = "health-checkers"
 PROTOCOLS = ("tcp", "udp")
 
 
@@ -56,6 +61,8 @@ def firewall_rules(
     groups: Mapping[str, list[str]],
     addresses: Mapping[str, str],
     controller_cidrs: list[str],
+    health_checker_cidrs: list[str] | None = None,
+    group_cidrs: Mapping[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """The accept rules for ``host``: one dict per policy entry that applies to it.
 
@@ -79,6 +86,12 @@ def firewall_rules(
             if source == CONTROLLER:
                 sources.extend(controller_cidrs)
                 continue
+            if source == HEALTH_CHECKERS:
+                sources.extend(health_checker_cidrs or [])
+                continue
+            if source in (group_cidrs or {}):
+                sources.extend((group_cidrs or {})[source])
+                continue
             if source not in groups:
                 # A group that this inventory does not define (yet) has no members.
                 continue
@@ -101,7 +114,7 @@ def firewall_rules(
 
 
 class FilterModule:
-    """Ansible entry point: ``{{ policy | firewall_rules(host, groups, addrs, cidrs) }}``."""
+    """Ansible entry point: ``{{ policy | firewall_rules(host, groups, addrs, cidrs, ...) }}``."""
 
     def filters(self) -> dict[str, Any]:
         return {"firewall_rules": firewall_rules}
