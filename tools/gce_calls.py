@@ -167,6 +167,7 @@ _VERBS = {
     "get-iam-policy",
     "add-iam-policy-binding",
     "add-resource-policies",
+    "start-update",
     "--version",
 }
 

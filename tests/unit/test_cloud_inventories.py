@@ -124,6 +124,7 @@ def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
         assert host.vars["fleet_gce_zone"] == instance["zone"]
         assert host.vars["fleet_instance_name"] == instance["name"]
         assert host.vars["fleet_region"] == instance["labels"]["region"]
+        assert host.vars["fleet_region_short"] == instance["labels"]["region_short"]
 
 
 def stand_in_inventory(env: str, tmp_path: Path) -> Path:
@@ -138,6 +139,7 @@ def stand_in_inventory(env: str, tmp_path: Path) -> Path:
             "fleet_gce_zone": instance["zone"],
             "fleet_instance_name": instance["name"],  # gcp.yml's compose
             "fleet_region": instance["labels"]["region"],
+            "fleet_region_short": instance["labels"]["region_short"],
         }
         if instance["tier"] == "db":  # gcp.yml's keyed group on the db_role label
             role = hosts["all"]["children"].setdefault(
@@ -159,13 +161,14 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_playbooks_pass_syntax_check_against_the_environment(env, tmp_path):
     inventory = stand_in_inventory(env, tmp_path)
-    # All but infra_ab.yml and image.yml: local only (their info_new and image_builder groups
-    # exist once they have added the hosts).
+    # All but infra_ab.yml and image_local.yml (image.yml imports it): local only (their
+    # info_new and image_builder groups exist once they have added the hosts).
     playbooks = sorted(
         str(p.relative_to(ROOT))
         for p in (ROOT / "playbooks").glob("*.yml")
-        if p.stem not in {"infra_ab", "image"}
+        if p.stem not in {"infra_ab", "image", "image_local"}
     )
+    assert "playbooks/image_gce.yml" in playbooks
     assert "playbooks/provision.yml" in playbooks
     result = run(
         str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(inventory),
@@ -465,3 +468,40 @@ def test_the_hosts_admit_the_autoscaled_tiers_by_subnet_and_googles_probes(env, 
             if group == "lb":
                 # The info members are not listed one by one: they change without Ansible.
                 assert sources == want, (host, sources)
+
+
+@pytest.mark.parametrize("env", ["prod"])
+def test_the_db_lets_the_app_user_in_from_the_data_subnets(env, tmp_path):
+    # A data instance the autoscaler adds logs in with no grant made for it.
+    rendered = render_per_host(
+        stand_in_inventory(env, tmp_path), "db", "roles/mariadb/defaults/main.yml",
+        "{{ groups['data'] | map('extract', hostvars, mariadb_address_var)"
+        " | mysql_client_hosts(mariadb_app_client_networks) | to_json }}", tmp_path,
+    )  # fmt: skip
+    subnets = [r["subnet_cidr"] for r in inventory_vars(env)["gce_infra_regions"]]
+    want = [f"{n.network_address}/{n.netmask}" for n in (ipaddress.ip_network(s) for s in subnets)]
+    assert rendered
+    assert all(json.loads(v) == want for v in rendered.values()), rendered
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_lb_reconciles_its_own_regions_app_groups(env, tmp_path):
+    # HAProxy in each region learns its region's groups' members: the names gce_infra makes.
+    state = desired(env)
+    rendered = render_per_host(
+        stand_in_inventory(env, tmp_path), "lb", "roles/haproxy/defaults/main.yml",
+        "{{ {'project': haproxy_reconcile_project, 'groups': haproxy_reconcile_groups}"
+        " | to_json }}", tmp_path,
+    )  # fmt: skip
+    lbs = {i["name"]: i for i in state["instances"] if i["tier"] == "lb"}
+    assert set(rendered) == set(lbs)
+    for host, value in rendered.items():
+        config = json.loads(value)
+        assert config["project"] == state["project"]
+        region = lbs[host]["region"]
+        want = {
+            (g["tier"], g["region"], g["name"])
+            for g in state["instance_group_managers"]
+            if g["region"] == region
+        }
+        assert {(g["backend"], g["region"], g["group"]) for g in config["groups"]} == want

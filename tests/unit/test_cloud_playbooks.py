@@ -313,6 +313,7 @@ DEPLOY_RUNS = [
 @pytest.mark.parametrize("target", DEPLOY_RUNS)
 def test_a_deploy_run_with_no_hosts_fails_instead_of_deploying_nothing(target, tmp_path):
     inventory = tier_inventory("dev", tmp_path, ())
+    record_images(inventory, "info", "data")
     run = playbook(inventory, target, "-e", "tier=info")
     out = run.stdout + run.stderr
     assert run.returncode != 0, out[-3000:]
@@ -323,14 +324,34 @@ def test_a_deploy_run_with_no_hosts_fails_instead_of_deploying_nothing(target, t
     assert set(recap(run.stdout)) == {"localhost"}
 
 
+def record_images(inventory: Path, *tiers: str) -> None:
+    """What playbooks/image.yml records: the tiers whose golden image (and groups) exist."""
+    images = {"gce_infra_app_images": {tier: "1.0.0" for tier in tiers}}
+    (inventory / "app_images.yml").write_text(yaml.safe_dump(images))
+
+
 def test_a_deploy_run_missing_some_tiers_names_them(tmp_path):
     inventory = tier_inventory("prod", tmp_path, ("lb", "db"))
+    record_images(inventory, "info", "data")
     write_vault(inventory, ready_vault())
     run = playbook(inventory, "playbooks/rolling_update.yml")
     assert run.returncode != 0
     missing = "has no host in info, data: this run would deploy nothing."
     assert missing in run.stdout, run.stdout[-3000:]
     assert touched(run.stdout) == {"localhost"}
+
+
+def test_a_new_environment_needs_only_the_tiers_whose_image_exists(tmp_path):
+    # Before its first image an app tier has no group, hence no member: site.yml converges the
+    # rest, and image.yml makes the tier. Once recorded, a tier without members is refused.
+    inventory = tier_inventory("prod", tmp_path, ("lb", "db"))
+    write_vault(inventory, ready_vault())
+    fresh = playbook(inventory, "playbooks/deploy_preflight.yml")
+    assert fresh.returncode == 0, fresh.stdout[-3000:]
+    record_images(inventory, "data")
+    run = playbook(inventory, "playbooks/deploy_preflight.yml")
+    assert run.returncode != 0
+    assert "has no host in data: this run would deploy nothing." in run.stdout, run.stdout[-3000:]
 
 
 @pytest.mark.parametrize(

@@ -180,7 +180,9 @@ def test_db_and_monitoring_data_disks_are_separate_protected_and_kept(state):
         assert disk["size_gb"] == gv[f"gce_infra_{tier}_disk_size_gb"]
         assert disk["type"] == gv[f"gce_infra_{tier}_disk_type"] == "pd-balanced"
         # The instance's labels, and `data` (the teardown finds their snapshots by it).
-        assert disk["labels"] == {**instance["labels"], "data": "true"}
+        # The instance's labels as they were when the disks were made (a disk keeps its own).
+        made_with = {k: v for k, v in instance["labels"].items() if k != "region_short"}
+        assert disk["labels"] == {**made_with, "data": "true"}
         assert disk["snapshot_policy"].endswith(
             f"/regions/{instance['region']}/resourcePolicies/"
             f"{instance['name'].rsplit('-', 1)[0]}-{tier}-snapshots"
@@ -850,3 +852,17 @@ def test_the_autoscaler_can_be_tuned():
     assert policy["cpu_utilization"] == {"utilization_target": 0.5}
     assert policy["scale_in_control"]["max_scaled_in_replicas"] == {"fixed": 2}
     assert policy["cool_down_period_sec"] == 120
+
+
+def test_only_groups_on_another_release_are_pointed_at_the_new_template():
+    state = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    first, second, third = state["instance_group_managers"][:3]
+    # The API may answer with compute/beta URLs of the same template.
+    same = first["instance_template"].replace("/compute/v1/", "/compute/beta/")
+    lookups = [
+        {"item": first, "resources": [{"name": first["name"], "instanceTemplate": same}]},
+        {"item": second, "resources": [{"instanceTemplate": second["instance_template"] + "x"}]},
+        {"item": third, "resources": []},  # created by this run, with its template
+        {"item": third, "skipped": True},
+    ]
+    assert gce.gce_groups_on_another_template(lookups) == [second]

@@ -412,7 +412,13 @@ def _instances_and_disks(
         for tier in (t for t in TIERS if t not in APP_TIERS):
             for number in range(1, region["counts"][tier] + 1):
                 name = instance_name(environment, region["short"], tier, number)
-                labels = {"role": tier, "env": environment, "region": region["name"]}
+                labels = {
+                    "role": tier,
+                    "env": environment,
+                    "region": region["name"],
+                    # The lb hosts name their region's app groups with it (<env>-<short>-<tier>).
+                    "region_short": region["short"],
+                }
                 if tier == "db":
                     labels["db_role"] = "primary" if region["primary"] else "replica"
                 data_disk = None
@@ -424,7 +430,11 @@ def _instances_and_disks(
                             "zone": zone,
                             "size_gb": int(config.get(f"{tier}_disk_size_gb", DATA_DISK_SIZE_GB)),
                             "type": config.get(f"{tier}_disk_type", DATA_DISK_TYPE),
-                            "labels": {**labels, "data": "true"},
+                            # As at its creation, before region_short: a disk is never relabelled.
+                            "labels": {
+                                **{k: v for k, v in labels.items() if k != "region_short"},
+                                "data": "true",
+                            },
                             "self_link": f"{zone_link}/disks/{data_disk}",
                             # The region's daily snapshot schedule of the tier (_backups),
                             # attached once.
@@ -651,6 +661,7 @@ def _app_groups(
                             **labels,
                             "role": tier,
                             "region": region["name"],
+                            "region_short": region["short"],
                             "release": _label_value(release),
                         },
                         "tags": {"items": [tier]},
@@ -1132,6 +1143,24 @@ def gce_disks_without_snapshots(
     ]
 
 
+def gce_groups_on_another_template(lookups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The desired groups that exist but make instances from another template than theirs.
+
+    ``lookups`` are the group lookup's registered results, one per desired group (``item``),
+    each with the API-shaped groups it found (``resources``, with ``instanceTemplate`` URLs).
+    A group not found is created with its template; skipped lookups found nothing.
+    """
+    stale = []
+    for lookup in lookups:
+        if lookup.get("skipped"):
+            continue
+        for found in lookup.get("resources") or []:
+            have = _resource_path(str(found.get("instanceTemplate") or ""))
+            if have != _resource_path(lookup["item"]["instance_template"]):
+                stale.append(dict(lookup["item"]))
+    return stale
+
+
 class FilterModule:
     """Ansible entry point: ``{{ gce_infra_config | gce_desired_state }}``."""
 
@@ -1143,4 +1172,5 @@ class FilterModule:
             "gce_nat_outcome": gce_nat_outcome,
             "gce_nats_to_create": gce_nats_to_create,
             "gce_disks_without_snapshots": gce_disks_without_snapshots,
+            "gce_groups_on_another_template": gce_groups_on_another_template,
         }
