@@ -2,8 +2,7 @@
 
 playbooks/scale.yml adds the lowest free host names of a tier and removes the highest ones;
 infra_ab.yml takes as many free names as info has for its new set. HAProxy learns the members
-through its runtime API (dynamic servers: ``add server``/``del server``, no reload), and
-``haproxy_member_changes`` says what to change from its ``show servers state``.
+through its runtime API (roles/haproxy's ``members`` entry and its filters).
 """
 
 from __future__ import annotations
@@ -71,58 +70,11 @@ def scale_plan(
     return {"add": [], "remove": ordered[wanted:][::-1], "members": ordered[:wanted]}
 
 
-def _servers_state(state: str | None, backend: str) -> dict[str, dict[str, str]]:
-    """The servers of ``backend`` in HAProxy's ``show servers state`` (format version 1)."""
-    lines = [line for line in (state or "").splitlines() if line.strip()]
-    header: list[str] = []
-    servers: dict[str, dict[str, str]] = {}
-    for line in lines:
-        if line.startswith("# be_id"):
-            header = line[2:].split()
-        elif header and not line.startswith("#"):
-            row = dict(zip(header, line.split(), strict=False))
-            if row.get("be_name") == backend:
-                servers[row["srv_name"]] = row
-    return servers
-
-
-def haproxy_member_changes(
-    state: str | None, backends: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """What makes each backend's servers exactly its members, from ``show servers state``.
-
-    ``backends``: {backend: {"port": p, "servers": {name: address}}}. Returns flat lists of
-    {backend, server, address, port}: ``add`` (new members), ``remove`` (servers that are no
-    longer members), ``readdress`` (a member whose address changed: a re-created host), and
-    ``busy``, the "backend/server" of those to remove that are not in maintenance: HAProxy
-    deletes only a drained server, so the caller refuses before changing anything.
-    """
-    changes: dict[str, list[Any]] = {"add": [], "remove": [], "readdress": [], "busy": []}
-    for backend, spec in sorted(backends.items()):
-        live = _servers_state(state, backend)
-        wanted = {name: str(address) for name, address in spec["servers"].items()}
-        port = str(spec["port"])
-        for name, address in sorted(wanted.items()):
-            row = {"backend": backend, "server": name, "address": address, "port": port}
-            if name not in live:
-                changes["add"].append(row)
-            elif (live[name].get("srv_addr"), live[name].get("srv_port")) != (address, port):
-                changes["readdress"].append(row)
-        for name in sorted(set(live) - set(wanted)):
-            changes["remove"].append({"backend": backend, "server": name})
-            # srv_admin_state bits: 0x01 maintenance forced (CLI), 0x02 from the config,
-            # 0x04 inherited from a tracked server.
-            if not int(live[name].get("srv_admin_state", "0")) & 0x07:
-                changes["busy"].append(f"{backend}/{name}")
-    return changes
-
-
 class FilterModule:
-    """scale_plan, free_slots and haproxy_member_changes for the scaling playbooks."""
+    """scale_plan and free_slots for the scaling playbooks."""
 
     def filters(self) -> dict[str, Any]:
         return {
             "scale_plan": scale_plan,
             "free_slots": free_slots,
-            "haproxy_member_changes": haproxy_member_changes,
         }

@@ -449,7 +449,8 @@ def test_the_hosts_admit_the_autoscaled_tiers_by_subnet_and_googles_probes(env, 
         "{{ hardening_firewall_policy | firewall_rules(inventory_hostname, groups,"
         " dict(groups['all'] | zip(groups['all'] | map('extract', hostvars,"
         " 'fleet_internal_address'))), hardening_controller_cidrs,"
-        " hardening_health_checker_cidrs, hardening_group_cidrs) | to_json }}"
+        " health_checker_cidrs=hardening_health_checker_cidrs,"
+        " group_cidrs=hardening_group_cidrs) | to_json }}"
     )
     subnets = {r["subnet_cidr"] for r in inventory_vars(env)["gce_infra_regions"]}
     for group, port, want in (

@@ -50,7 +50,9 @@ def expected_sources(sources):
 @pytest.mark.parametrize(("protocol", "expected"), [("tcp", EXPECTED), ("udp", EXPECTED_UDP)])
 @pytest.mark.parametrize("host", GROUPS["all"])
 def test_every_cell_of_the_policy_holds_for_every_host(host, protocol, expected):
-    rules = fw.firewall_rules(ROLE_POLICY, host, GROUPS, ADDR, CONTROLLER, HEALTH)
+    rules = fw.firewall_rules(
+        ROLE_POLICY, host, GROUPS, ADDR, CONTROLLER, health_checker_cidrs=HEALTH
+    )
     groups_of_host = {g for g, members in GROUPS.items() if host in members} | {"all"}
     ports = {p for (_, p) in EXPECTED} | {p for r in rules for p in r["ports"]}
     for port in ports:
@@ -73,7 +75,9 @@ def test_a_host_added_later_is_allowed_where_its_group_is():
 def test_health_checkers_reach_the_app_ports_only_where_the_platform_has_them():
     local = fw.firewall_rules(ROLE_POLICY, "info1", GROUPS, ADDR, CONTROLLER)
     assert allowed(local, 5555) == {"10.0.0.10/32", "10.0.0.16/32", "10.0.0.17/32"}
-    cloud = fw.firewall_rules(ROLE_POLICY, "data1", GROUPS, ADDR, CONTROLLER, HEALTH)
+    cloud = fw.firewall_rules(
+        ROLE_POLICY, "data1", GROUPS, ADDR, CONTROLLER, health_checker_cidrs=HEALTH
+    )
     assert set(HEALTH) <= allowed(cloud, 9876)
     assert not set(HEALTH) & allowed(cloud, 22)
 
@@ -81,7 +85,10 @@ def test_health_checkers_reach_the_app_ports_only_where_the_platform_has_them():
 def test_a_group_given_networks_is_admitted_by_them_not_by_its_members():
     # GCE's data tier: a managed instance group whose members an autoscaler adds.
     subnets = {"data": ["10.10.0.0/20", "10.10.16.0/20"]}
-    db = fw.firewall_rules(ROLE_POLICY, "db1", GROUPS, ADDR, CONTROLLER, HEALTH, subnets)
+    db = fw.firewall_rules(
+        ROLE_POLICY, "db1", GROUPS, ADDR, CONTROLLER, health_checker_cidrs=HEALTH,
+        group_cidrs=subnets,
+    )  # fmt: skip
     assert allowed(db, 3306) == {"10.10.0.0/20", "10.10.16.0/20", f"{ADDR['db1']}/32"}
     # Groups without networks keep their members' addresses.
     assert allowed(db, 9100) == {f"{ADDR[h]}/32" for h in GROUPS["monitoring"]}

@@ -120,3 +120,49 @@ def test_main_marks_the_node_booted_only_after_a_boot(tmp_path, capsys):
     (tmp_path / "secret").write_text(ENV)
     assert boot.main(["fleetops-boot", str(path)]) == 0
     assert Path(settings["marker"]).read_text().strip() == boot.route_address()
+
+
+LBS = ["prod-uc1-lb1.us-central1-a.c.p.internal", "prod-uc1-lb2.us-central1-a.c.p.internal"]
+ADDRESSES = {LBS[0]: "10.10.16.2", LBS[1]: "10.10.16.3"}
+
+
+def test_a_groups_info_nodes_spread_over_their_regions_lbs():
+    firsts = {
+        boot.data_urls(LBS, "9876", f"prod-uc1-info-{n:04x}", ADDRESSES.__getitem__)[0]
+        for n in range(40)
+    }
+    assert firsts == {"http://10.10.16.2:9876", "http://10.10.16.3:9876"}
+    # The same node always picks the same, and keeps the other as its fallback.
+    one = boot.data_urls(LBS, "9876", "prod-uc1-info-x7k2", ADDRESSES.__getitem__)
+    assert one == boot.data_urls(LBS, "9876", "prod-uc1-info-x7k2", ADDRESSES.__getitem__)
+    assert sorted(one) == ["http://10.10.16.2:9876", "http://10.10.16.3:9876"]
+    assert boot.data_urls([], "9876", "x") == []
+
+
+def _gce_fetch(attributes: dict[str, str]):
+    def fetch(url: str, headers: dict[str, str]) -> bytes:
+        assert headers == {"Metadata-Flavor": "Google"}
+        key = url.rsplit("/instance/attributes/", 1)[1]
+        return attributes[key].encode()
+
+    return fetch
+
+
+def test_an_info_node_of_another_region_reaches_data_through_its_own_lbs():
+    # The secret was captured in the primary region: its data URLs are that region's lbs.
+    env = ENV + 'DATA_URL="http://10.10.0.2:9876"\nDATA_FALLBACK_URLS="http://10.10.0.3:9876"\n'
+    settings = {"platform": "gce", "data_lbs_attribute": "fleetops-data-lbs",
+                "data_port_attribute": "fleetops-data-port"}  # fmt: skip
+    fetch = _gce_fetch({"fleetops-data-lbs": ",".join(LBS), "fleetops-data-port": "9876"})
+    out = boot.region_env(env, settings, "prod-uc1-info-x7k2", fetch, ADDRESSES.__getitem__)
+    urls = boot.data_urls(LBS, "9876", "prod-uc1-info-x7k2", ADDRESSES.__getitem__)
+    assert f'DATA_URL="{urls[0]}"' in out
+    assert f'DATA_FALLBACK_URLS="{urls[1]}"' in out
+    assert "10.10.0." not in out
+    # data, and the local platform, keep their environment as it is.
+    assert boot.region_env(env, {"platform": "gce"}, "prod-uc1-data-a1b2", fetch) == env
+    assert boot.region_env(env, {**settings, "platform": "local"}, "info3", fetch) == env
+    # A template that names no lb would leave info without data: the boot fails instead.
+    empty = _gce_fetch({"fleetops-data-lbs": "", "fleetops-data-port": "9876"})
+    with pytest.raises(boot.BootError, match="no lb"):
+        boot.region_env(env, settings, "prod-uc1-info-x7k2", empty)

@@ -866,3 +866,21 @@ def test_only_groups_on_another_release_are_pointed_at_the_new_template():
         {"item": third, "skipped": True},
     ]
     assert gce.gce_groups_on_another_template(lookups) == [second]
+
+
+def test_info_instances_learn_their_own_regions_lbs_from_their_template():
+    # One image and one secret serve every region; each region's template names its lbs, and
+    # the first boot points info's data URLs at them (roles/image_boot).
+    state = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    lbs = {}
+    for lb in (i for i in state["instances"] if i["tier"] == "lb"):
+        lbs.setdefault(lb["region"], []).append(
+            f"{lb['name']}.{lb['zone']}.c.fleetops-prod.internal"
+        )
+    for template in state["instance_templates"]:
+        metadata = template["properties"]["metadata"]
+        if template["tier"] == "info":
+            assert metadata["fleetops-data-lbs"].split(",") == lbs[template["region"]]
+            assert metadata["fleetops-data-port"] == "9876"
+        else:
+            assert "fleetops-data-lbs" not in metadata

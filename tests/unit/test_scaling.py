@@ -1,4 +1,5 @@
-"""scale.yml's plan and HAProxy's member changes (filter_plugins/scaling.py)."""
+"""scale.yml's plan (filter_plugins/scaling.py) and HAProxy's member changes
+(roles/haproxy/filter_plugins/haproxy_members.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from ansible.errors import AnsibleFilterError
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "inventories" / "local"))
 sys.path.insert(0, str(ROOT / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "roles" / "haproxy" / "filter_plugins"))
 
 from app_tiers import slots  # noqa: E402
-from scaling import free_slots, haproxy_member_changes, scale_plan  # noqa: E402
+from haproxy_members import haproxy_member_changes, haproxy_running_servers  # noqa: E402
+from scaling import free_slots, scale_plan  # noqa: E402
 
 LIMITS = {"min": 2, "max": 6}
 INFO = slots("info")
@@ -146,3 +149,18 @@ def test_a_recreated_member_gets_its_new_address():
 def test_no_haproxy_yet_means_every_member_is_new():
     changes = haproxy_member_changes("", backends({"info1": "10.89.0.12"}, {}))
     assert [row["server"] for row in changes["add"]] == ["info1"]
+
+
+def test_haproxy_cfg_lists_the_servers_haproxy_runs_where_they_are_not_the_inventorys():
+    # GCE: the instance groups' members, which the lb's reconciler added at runtime.
+    state = (
+        STATE + "5 data 2 prod-ew1-data-k000 10.10.0.9 2 0 1 1 1 6 3 4 6 0 0 0 - 9876 - 0 0 - - 0\n"
+    )
+    assert [s["name"] for s in haproxy_running_servers(state, "info")] == [
+        "info1", "info2", "info3", "info4"
+    ]  # fmt: skip
+    assert haproxy_running_servers(state, "data") == [
+        {"name": "data1", "address": "10.89.0.14", "port": "9876"},
+        {"name": "prod-ew1-data-k000", "address": "10.10.0.9", "port": "9876"},
+    ]
+    assert haproxy_running_servers("", "info") == []

@@ -3,8 +3,10 @@
 import json
 import os
 import re
+import shlex
 import time
 
+import pytest
 import testinfra
 
 FLEET = os.environ.get("FLEET_NAME") or "fleetops"
@@ -125,3 +127,197 @@ def test_logins_are_limited_per_client_behind_a_trusted_proxy(host):
     # Untrusted: a new claimed client on every request changes nothing.
     spoofed = logins(own, "198.51.100.$i, 192.0.2.1", 105)
     assert spoofed[-1] == 429, spoofed
+
+
+# --- The reconciler (roles/haproxy/tasks/reconcile.yml) against the stand-in for GCE -----------
+# The service is stopped during these tests; each pass is one `fleetops-lb-reconcile --once`.
+
+INFO = f"{FLEET}-mol-lb-info"
+STAND_IN = "/etc/gce-stand-in"
+GROUP = "molecule-region1/info-mig"
+MARKERS = ("    # BEGIN fleetops members info\n", "    # END fleetops members info\n")
+
+
+def write_listing(host, members=None, fail=None):
+    listing = json.loads(host.file(f"{STAND_IN}/initial.json").content_string)
+    if members is not None:
+        listing["groups"][GROUP] = members
+    listing["fail"] = fail
+    host.run_expect([0], f"printf %s {shlex.quote(json.dumps(listing))} > {STAND_IN}/members.json")
+
+
+def the_info_instance(host):
+    return json.loads(host.file(f"{STAND_IN}/initial.json").content_string)["groups"][GROUP][0]
+
+
+def instance(host, name, **changes):
+    return {**the_info_instance(host), "name": f"{FLEET}-mol-{name}", **changes}
+
+
+def once(host, expect=0):
+    result = host.run("fleetops-lb-reconcile --once")
+    assert result.rc == expect, result.stdout + result.stderr
+    return result.stdout
+
+
+def servers(host):
+    """{name: (address:port, op state, admin state)} of backend info."""
+    state = runtime(host, "show servers state info").splitlines()
+    header = next(line[2:].split() for line in state if line.startswith("# be_id"))
+    rows = [dict(zip(header, line.split(), strict=True)) for line in state[2:] if line.strip()]
+    return {
+        row["srv_name"]: (
+            f"{row['srv_addr']}:{row['srv_port']}",
+            int(row["srv_op_state"]),
+            int(row["srv_admin_state"]),
+        )
+        for row in rows
+    }
+
+
+def cfg_members(host):
+    """The server lines between info's markers in haproxy.cfg."""
+    cfg = host.file("/etc/haproxy/haproxy.cfg").content_string
+    block = cfg.split(MARKERS[0])[1].split(MARKERS[1])[0]
+    return {line.split()[1]: line.split()[2] for line in block.splitlines()}
+
+
+def until(check, seconds=20):
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+    return result
+
+
+@pytest.fixture
+def reconciler(host):
+    host.run_expect([0], "systemctl stop fleetops-lb-reconcile")
+    address = f"{the_info_instance(host)['address']}:5555"
+    try:
+        assert servers(host) == {INFO: (address, 2, 0)}
+        yield
+    finally:
+        # Back to the initial listing; servers left over go one drain per pass.
+        write_listing(host)
+        for _ in range(8):
+            if set(servers(host)) == {INFO}:
+                break
+            host.run("fleetops-lb-reconcile --once")
+        host.run_expect([0], "systemctl start fleetops-lb-reconcile")
+    assert set(servers(host)) == {INFO}
+    assert cfg_members(host) == {INFO: address}
+
+
+def test_the_reconciler_runs_and_agrees_with_the_inventory(host):
+    assert host.service("fleetops-lb-reconcile").is_running
+    assert host.service("fleetops-lb-reconcile").is_enabled
+    # One pass in step: nothing changed, nothing failed.
+    out = once(host)
+    assert "added" not in out
+    assert "draining" not in out
+    assert cfg_members(host) == {INFO: f"{the_info_instance(host)['address']}:5555"}
+
+
+def test_the_service_follows_the_group_by_itself(host):
+    # Not --once: the hardened service (read-only system but /etc/haproxy) does it every 10 s.
+    new = instance(host, "info-svc", id="2")
+    address = f"{new['address']}:5555"
+    since = host.check_output("date +%s")
+    try:
+        write_listing(host, [the_info_instance(host), new])
+        until(lambda: servers(host).get(new["name"]) == (address, 2, 0), 30)
+        until(lambda: new["name"] in cfg_members(host), 10)
+    finally:
+        write_listing(host)
+    # Drained, then deleted at the next pass (it has no session).
+    until(lambda: new["name"] not in servers(host), 40)
+    until(lambda: new["name"] not in cfg_members(host), 10)
+    journal = host.check_output(
+        f"journalctl -u fleetops-lb-reconcile --since @{since} --no-pager -o cat"
+    )
+    assert f"info/{new['name']}: enabled" in journal
+    assert f"info/{new['name']}: deleted" in journal
+
+
+def test_a_new_instance_is_gated_enabled_written_and_kept_by_a_reload(host, reconciler):
+    new = instance(host, "info-new", id="2")
+    # Nothing answers its health path there: added, left in maintenance.
+    booting = instance(host, "info-booting", id="3", address="127.0.0.2")
+    write_listing(host, [the_info_instance(host), new, booting])
+    out = once(host)
+    live = servers(host)
+    address = f"{new['address']}:5555"
+    assert live[new["name"]] == (address, 2, 0), out
+    assert live[booting["name"]][2] & 0x01, out
+    assert cfg_members(host) == {
+        INFO: address,
+        new["name"]: address,
+        booting["name"]: "127.0.0.2:5555",
+    }
+    assert host.run("haproxy -c -q -f /etc/haproxy/haproxy.cfg").rc == 0
+    line = f"    server {new['name']} {address} check inter 2s fall 2 rise 2 maxconn 8\n"
+    assert line in host.file("/etc/haproxy/haproxy.cfg").content_string
+    # A reload starts from the file (and the saved state): the same servers, same states.
+    host.run_expect([0], "systemctl reload haproxy")
+    until(lambda: servers(host).get(new["name"]) == (address, 2, 0))
+    assert servers(host)[booting["name"]][2] & 0x01
+    # A restart too (the reload saved the states it starts from).
+    host.run_expect([0], "systemctl restart haproxy")
+    until(lambda: servers(host).get(new["name"]) == (address, 2, 0))
+    assert servers(host)[booting["name"]][2] & 0x01
+    # Another pass gates the booting one again; it stays in maintenance.
+    assert "stays in maintenance" in once(host)
+    assert servers(host)[booting["name"]][2] & 0x01
+
+
+def test_a_deleting_instance_is_drained_then_deleted(host, reconciler):
+    new = instance(host, "info-new", id="2")
+    write_listing(host, [the_info_instance(host), new])
+    once(host)
+    assert servers(host)[new["name"]][1:] == (2, 0)
+    write_listing(host, [the_info_instance(host), {**new, "action": "DELETING"}])
+    out = once(host)
+    # Drained (admin state 8): no new requests; still there, on disk too.
+    assert servers(host)[new["name"]][2] == 0x08, out
+    assert new["name"] in cfg_members(host)
+    out = once(host)
+    assert new["name"] not in servers(host), out
+    assert new["name"] not in cfg_members(host)
+    assert host.run("haproxy -c -q -f /etc/haproxy/haproxy.cfg").rc == 0
+    assert curl(host, "http://127.0.0.1/_health") == (200, "HEALTHY")
+
+
+def test_an_empty_listing_or_an_api_error_removes_nothing(host, reconciler):
+    new = instance(host, "info-new", id="2")
+    write_listing(host, [the_info_instance(host), new])
+    once(host)
+    before = servers(host)
+    cfg = host.file("/etc/haproxy/haproxy.cfg").content_string
+    assert set(before) == {INFO, new["name"]}
+    write_listing(host, [])
+    assert "not trusting an empty listing" in once(host, expect=1)
+    write_listing(host, [the_info_instance(host)], fail=500)
+    assert "HTTP 500" in once(host, expect=1)
+    assert servers(host) == before
+    assert host.file("/etc/haproxy/haproxy.cfg").content_string == cfg
+
+
+def test_leaving_instances_go_one_drain_per_pass(host, reconciler):
+    first, second = instance(host, "info-a", id="2"), instance(host, "info-b", id="3")
+    write_listing(host, [the_info_instance(host), first, second])
+    once(host)
+    assert {s[1:] for s in servers(host).values()} == {(2, 0)}
+    leaving = [{**first, "action": "DELETING"}, {**second, "action": "DELETING"}]
+    write_listing(host, [the_info_instance(host), *leaving])
+    once(host)
+    live = servers(host)
+    # max_remove 1: one drain started, the other still serves.
+    assert (live[first["name"]][2], live[second["name"]][2]) == (0x08, 0)
+    once(host)
+    live = servers(host)
+    assert first["name"] not in live
+    assert live[second["name"]][2] == 0x08
+    once(host)
+    assert set(servers(host)) == {INFO}
+    assert set(cfg_members(host)) == {INFO}

@@ -656,6 +656,11 @@ def _app_groups(
                             # roles/image_boot's first boot reads the environment from here.
                             "fleetops-env-secret": secrets[-1]["resource"],
                             "fleetops-release": release,
+                            **(
+                                _data_lbs(project, environment, region, ports)
+                                if tier == "info"
+                                else {}
+                            ),
                         },
                         "labels": {
                             **labels,
@@ -727,6 +732,20 @@ def _app_groups(
             f"{environment}-({'|'.join(r['short'] for r in regions)})-({'|'.join(APP_TIERS)})-.*"
         ),
     }
+
+
+def _data_lbs(
+    project: str, environment: str, region: Mapping[str, Any], ports: Mapping[str, Any]
+) -> dict[str, str]:
+    """Where an info instance of ``region`` reaches data: its region's lbs by internal DNS name
+    (their addresses are the API's to choose), resolved by the instance's first boot, which
+    spreads the group's instances over them (roles/image_boot)."""
+    zone = region["zone"]
+    names = [
+        f"{instance_name(environment, region['short'], 'lb', n)}.{zone}.c.{project}.internal"
+        for n in range(1, region["counts"]["lb"] + 1)
+    ]
+    return {"fleetops-data-lbs": ",".join(names), "fleetops-data-port": str(ports["data"])}
 
 
 def _scaler_policy(policy: Mapping[str, Any], size: Mapping[str, int]) -> dict[str, Any]:

@@ -61,6 +61,7 @@ def firewall_rules(
     groups: Mapping[str, list[str]],
     addresses: Mapping[str, str],
     controller_cidrs: list[str],
+    *,
     health_checker_cidrs: list[str] | None = None,
     group_cidrs: Mapping[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:

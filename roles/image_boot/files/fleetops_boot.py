@@ -10,7 +10,9 @@ roles would have:
   instance's metadata, read with the instance's own service account;
 - this host's address, wherever the image carries the address of the host it was captured from
   (BIND_HOST in the environment file, node_exporter's listen address): the address the kernel
-  uses for the default route, which is the platform's address for the node.
+  uses for the default route, which is the platform's address for the node;
+- on GCE, what differs by region (one image and one secret serve them all): info's data URLs,
+  the lbs of the node's own region that its template's metadata names.
 
 Settings: a JSON file (/etc/fleetops/boot.json, written by roles/image_boot). It runs once per
 node (the unit's condition on its marker file): from then on Ansible owns the node's files.
@@ -20,6 +22,7 @@ Standard library only: it runs with Debian's python3 before anything else of our
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -105,6 +108,40 @@ def read_env(settings: dict[str, Any], fetch: Fetch = _http_fetch) -> str:
     raise BootError(f"unknown platform {platform!r}")
 
 
+def data_urls(
+    names: list[str], port: str, host: str, resolve: Callable[[str], str] = socket.gethostbyname
+) -> list[str]:
+    """info's data URLs on a node of a managed instance group, first choice first: its region's
+    lbs (``names``, from the template's metadata), rotated by the node's own name so that the
+    group's nodes spread over them (roles/info's region_lbs does the same by position for the
+    inventory's nodes), each resolved once, here, so no request waits on DNS."""
+    if not names:
+        return []
+    first = int(hashlib.sha256(host.encode()).hexdigest(), 16) % len(names)
+    return [f"http://{resolve(name)}:{port}" for name in names[first:] + names[:first]]
+
+
+def region_env(
+    env: str,
+    settings: dict[str, Any],
+    host: str,
+    fetch: Fetch = _http_fetch,
+    resolve: Callable[[str], str] = socket.gethostbyname,
+) -> str:
+    """``env`` with what differs by region: info's data URLs on GCE, where one image and one
+    secret serve every region and each region's template names its lbs (metadata
+    ``fleetops-data-lbs``, ``fleetops-data-port``). Unchanged elsewhere."""
+    attribute = settings.get("data_lbs_attribute")
+    if settings["platform"] != "gce" or not attribute:
+        return env
+    names = [n for n in gce_attribute(attribute, fetch).split(",") if n]
+    urls = data_urls(names, gce_attribute(settings["data_port_attribute"], fetch), host, resolve)
+    if not urls:
+        raise BootError(f"the template names no lb in {attribute}: info would reach no data")
+    env = set_env_value(env, "DATA_URL", urls[0])
+    return set_env_value(env, "DATA_FALLBACK_URLS", ",".join(urls[1:]))
+
+
 def write_private(path: Path, text: str, mode: int) -> None:
     """Replace ``path`` atomically (a rename in its directory), root-owned with ``mode``."""
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
@@ -113,10 +150,16 @@ def write_private(path: Path, text: str, mode: int) -> None:
     os.replace(handle.name, path)
 
 
-def boot(settings: dict[str, Any], address: str, fetch: Fetch = _http_fetch) -> list[str]:
+def boot(
+    settings: dict[str, Any],
+    address: str,
+    fetch: Fetch = _http_fetch,
+    resolve: Callable[[str], str] = socket.gethostbyname,
+) -> list[str]:
     """Write the node's files from ``settings`` for a node at ``address``; the paths written."""
     env_path = Path(settings["env_file"])
-    write_private(env_path, set_env_value(read_env(settings, fetch), "BIND_HOST", address), 0o600)
+    env = region_env(read_env(settings, fetch), settings, socket.gethostname(), fetch, resolve)
+    write_private(env_path, set_env_value(env, "BIND_HOST", address), 0o600)
     written = [str(env_path)]
     for name in settings.get("address_files", []):
         path = Path(name)
