@@ -8,21 +8,15 @@ those APIs require it (the metadata header, the bearer token).
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import socket
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_SPEC = importlib.util.spec_from_file_location(
-    "fleetops_boot", ROOT / "roles/image_boot/files/fleetops_boot.py"
-)
-assert _SPEC
-assert _SPEC.loader
-boot = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(boot)
+from tests.conftest import load_module
+
+boot = load_module("roles/image_boot/files/fleetops_boot.py")
 
 ENV = '# Ansible managed\nBIND_HOST="10.0.0.40"\nJWT_SECRET="s3cret"\nPORT="5555"\n'
 EXPORTER = 'ARGS="--web.listen-address=10.0.0.40:9100 --collector.textfile.directory=/x"\n'

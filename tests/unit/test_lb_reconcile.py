@@ -10,24 +10,16 @@ maintenance), so that whole passes run here without a cloud or an HAProxy.
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import socketserver
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_SPEC = importlib.util.spec_from_file_location(
-    "fleetops_lb_reconcile", ROOT / "roles/haproxy/files/fleetops_lb_reconcile.py"
-)
-assert _SPEC
-assert _SPEC.loader
-lb = importlib.util.module_from_spec(_SPEC)
-sys.modules["fleetops_lb_reconcile"] = lb
-_SPEC.loader.exec_module(lb)
+from tests.conftest import ROOT, load_module
+from tests.haproxy_state import servers_state
+
+lb = load_module("roles/haproxy/files/fleetops_lb_reconcile.py")
 
 Server = lb.Server
 Member = lb.Member
@@ -55,20 +47,13 @@ def kinds(actions):
 # ---------------------------------------------------------------------------------------------
 # Parsing HAProxy's answers.
 
-# HAProxy 2.6's `show servers state` (format 1), as in tests/unit/test_scaling.py.
-STATE_HEADER = (
-    "be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight"
-    " srv_time_since_last_change srv_check_status srv_check_result srv_check_health"
-    " srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord"
-    " srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port"
-)
 STATE_ROWS = """
 3 info 1 info1 10.89.0.12 2 0 1 1 100 6 3 4 6 0 0 0 - 5555 - 0 0 - - 0
 3 info 2 info2 10.89.0.13 2 8 1 1 100 6 3 4 6 0 0 0 - 5555 - 0 0 - - 0
 3 info 3 info3 10.89.0.18 0 1 1 1 5 6 3 0 6 0 0 0 - 5555 - 0 0 - - 0
 5 data 1 data1 10.89.0.14 2 0 1 1 100 6 3 4 6 0 0 0 - 9876 - 0 0 - - 0
 """
-STATE = f"1\n# {STATE_HEADER}{STATE_ROWS}\n"
+STATE = servers_state(STATE_ROWS) + "\n"
 
 STAT = (
     "# pxname,svname,qcur,qmax,scur,smax,slim,stot,status\n"
@@ -557,7 +542,7 @@ class FakeHAProxy(lb.Runtime):
             f"{s.port} - 0 0 - - 0\n"
             for i, s in enumerate(self.servers_.values(), 1)
         )
-        return f"1\n# {STATE_HEADER}\n{rows}\n"
+        return servers_state("\n" + rows) + "\n"
 
     def delete(self, name):
         if not self.servers_[name].in_maint:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from tests.haproxy_state import servers_state
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "inventories" / "local"))
 sys.path.insert(0, str(ROOT / "filter_plugins"))
@@ -72,13 +74,6 @@ def test_unknown_members_are_refused():
         scale_plan(["web1"], INFO, 2, LIMITS, "info")
 
 
-# HAProxy 2.6's `show servers state` (format 1) as the lb of a fleet answers it.
-STATE_HEADER = (
-    "be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight"
-    " srv_time_since_last_change srv_check_status srv_check_result srv_check_health"
-    " srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord"
-    " srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port"
-)
 STATE_ROWS = """
 3 info 1 info1 10.89.0.12 2 0 1 1 100 6 3 4 6 0 0 0 - 5555 - 0 0 - - 0
 3 info 2 info2 10.89.0.13 2 0 1 1 100 6 3 4 6 0 0 0 - 5555 - 0 0 - - 0
@@ -86,7 +81,7 @@ STATE_ROWS = """
 3 info 4 info4 10.89.0.19 2 0 1 1 5 6 3 4 6 0 0 0 - 5555 - 0 0 - - 0
 5 data 1 data1 10.89.0.14 2 0 1 1 100 6 3 4 6 0 0 0 - 9876 - 0 0 - - 0
 """
-STATE = f"1\n# {STATE_HEADER}{STATE_ROWS}"
+STATE = servers_state(STATE_ROWS)
 
 
 def backends(info: dict[str, str], data: dict[str, str]) -> dict:
