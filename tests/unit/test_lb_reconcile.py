@@ -385,6 +385,7 @@ class Cloud:
     def __init__(self, pages, addresses):
         self.pages = pages  # list of managedInstances lists, one per page
         self.addresses = addresses  # name -> (id, address)
+        self.releases = {}  # name -> its metadata's fleetops-release
         self.asked = []
         self.tokens = 0
         self.fail = None
@@ -416,9 +417,13 @@ class Cloud:
         if name not in self.addresses:
             raise lb.HttpError(404, url)
         iid, address = self.addresses[name]
-        return json.dumps(
-            {"id": iid, "name": name, "networkInterfaces": [{"networkIP": address}]}
-        ).encode()
+        answer = {"id": iid, "name": name, "networkInterfaces": [{"networkIP": address}]}
+        if name in self.releases:
+            answer["metadata"] = {
+                "items": [{"key": "enable-oslogin", "value": "TRUE"},
+                          {"key": "fleetops-release", "value": self.releases[name]}]
+            }  # fmt: skip
+        return json.dumps(answer).encode()
 
 
 def managed(name, iid="1", status="RUNNING", action="NONE", health=None):
@@ -578,10 +583,9 @@ class Members:
 GROUP = {"backend": "info", "region": "europe-west1", "group": "info-mig", "port": 5555}
 
 
-GROUP = {"backend": "info", "region": "europe-west1", "group": "info-mig", "port": 5555}
-
-
-def reconciler(tmp_path, haproxy, members, gate=lambda a, p, h: True, **settings):
+def reconciler(
+    tmp_path, haproxy, members, gate=lambda a, p, h: True, version_gate=None, **settings
+):
     cfg = tmp_path / "haproxy.cfg"
     if not cfg.exists():
         cfg.write_text(CFG)
@@ -599,6 +603,7 @@ def reconciler(tmp_path, haproxy, members, gate=lambda a, p, h: True, **settings
         members,
         haproxy,
         gate=gate,
+        version_gate=version_gate,
         validate=lambda path: None,
         clock=lambda: 1000.0,
     )
@@ -858,3 +863,49 @@ def test_a_health_entry_without_a_state_is_not_healthy():
     (found,) = compute(cloud).members("europe-west1", "info-mig", 5555)
     assert found.health == "UNKNOWN"
     assert not found.ready
+
+
+def test_a_member_is_enabled_only_once_it_runs_the_release_its_template_names(tmp_path):
+    # The rollout's gate checks the version too: an image that does not hold the release its
+    # template names (or a boot gone wrong) never takes a request.
+    haproxy = FakeHAProxy([Server("a", "10.0.0.1", 5555)])
+    asked = []
+
+    def version_gate(address, port, path, release):
+        asked.append((address, port, path, release))
+        return address == "10.0.0.5"
+
+    group = Members(
+        [
+            member("a", "10.0.0.1"),
+            member("good", "10.0.0.5", release="2.0+x"),
+            member("wrong", "10.0.0.6", release="2.0+x"),
+            member("unnamed", "10.0.0.7"),
+        ]
+    )
+    run = reconciler(
+        tmp_path, haproxy, group, version_gate=version_gate, version_path={"info": "/version"}
+    )
+    assert run.run()
+    assert sorted(asked) == [
+        ("10.0.0.5", 5555, "/version", "2.0+x"), ("10.0.0.6", 5555, "/version", "2.0+x")
+    ]  # fmt: skip
+    assert haproxy.servers_["good"].serving
+    assert haproxy.servers_["wrong"].in_maint
+    # A template that names no release: health alone, as before templates carried one.
+    assert haproxy.servers_["unnamed"].serving
+    # The wrong one is asked again each pass, and stays out until it answers right.
+    asked.clear()
+    assert run.run()
+    assert asked == [("10.0.0.6", 5555, "/version", "2.0+x")]
+    assert haproxy.servers_["wrong"].in_maint
+
+
+def test_each_member_carries_the_release_its_instance_metadata_names():
+    cloud = Cloud(
+        [[managed("i-a"), managed("i-b")]],
+        {"i-a": ("1", "10.0.0.1"), "i-b": ("2", "10.0.0.2")},
+    )
+    cloud.releases["i-a"] = "2.0+x"
+    members = compute(cloud).members("europe-west1", "info-mig", 5555)
+    assert [(m.name, m.release) for m in members] == [("i-a", "2.0+x"), ("i-b", "")]

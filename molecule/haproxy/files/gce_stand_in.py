@@ -9,7 +9,7 @@ again on every request:
 
     {"fail": null | <HTTP status of every Compute answer>,
      "groups": {"<region>/<group>": [{"name", "zone", "id", "address",
-                                      "status", "action", "health"}, ...]}}
+                                      "status", "action", "health", "release"}, ...]}}
 """
 
 from __future__ import annotations
@@ -98,11 +98,15 @@ class StandIn(BaseHTTPRequestHandler):
 
 
 def _instance(item: dict[str, Any]) -> dict[str, Any]:
-    return {
+    answer: dict[str, Any] = {
         "id": item["id"],
         "name": item["name"],
         "networkInterfaces": [{"networkIP": item["address"]}],
     }
+    if item.get("release"):
+        # As a template of roles/gce_infra sets it.
+        answer["metadata"] = {"items": [{"key": "fleetops-release", "value": item["release"]}]}
+    return answer
 
 
 def _managed(item: dict[str, Any]) -> dict[str, Any]:

@@ -271,6 +271,20 @@ def test_a_new_instance_is_gated_enabled_written_and_kept_by_a_reload(host, reco
     assert servers(host)[booting["name"]][2] & 0x01
 
 
+def test_an_instance_is_enabled_only_if_it_runs_its_templates_release(host, reconciler):
+    # What the real info answers at /version, from the lb, as the reconciler asks it.
+    address = the_info_instance(host)["address"]
+    release = host.check_output(f"curl -sf http://{address}:5555/version").strip()
+    assert release
+    right = instance(host, "info-right", id="2", release=release)
+    wrong = instance(host, "info-wrong", id="3", release="0.0.0+not-this-one")
+    write_listing(host, [the_info_instance(host), right, wrong])
+    out = once(host)
+    assert servers(host)[right["name"]] == (f"{address}:5555", 2, 0), out
+    assert servers(host)[wrong["name"]][2] & 0x01, out
+    assert f"/version does not name {wrong['release']}" in out
+
+
 def test_a_deleting_instance_is_drained_then_deleted(host, reconciler):
     new = instance(host, "info-new", id="2")
     write_listing(host, [the_info_instance(host), new])

@@ -73,6 +73,9 @@ OP_RUNNING = 2
 # comes back as another machine (maybe at another address): its server must go before.
 LEAVING_ACTIONS = frozenset({"DELETING", "ABANDONING", "RECREATING"})
 
+# The instance metadata key naming the release its template's image holds (roles/gce_infra).
+RELEASE_KEY = "fleetops-release"
+
 # A stand-alone instance name: lower case, digits and dashes (GCE's own rule, RFC 1035).
 _INSTANCE_URL = re.compile(r"/zones/(?P<zone>[a-z0-9-]+)/instances/(?P<name>[a-z][a-z0-9-]*)$")
 
@@ -147,6 +150,8 @@ class Member:
     action: str = "NONE"
     # detailedHealthState, None when the group has no health check.
     health: str | None = None
+    # The release its template says it runs (metadata fleetops-release); "" when it says none.
+    release: str = ""
 
     @property
     def leaving(self) -> bool:
@@ -176,7 +181,8 @@ class Action:
     """One change to a backend.
 
     ``add``: add the server in maintenance, health checks on. ``gate``: enable it if its health
-    path answers 200 from here. ``readdress``: give a server in maintenance its member's new
+    path answers 200 from here and its version path names ``release`` (when known), the checks
+    a rollout's gate makes. ``readdress``: give a server in maintenance its member's new
     address. ``drain``: stop sending it new requests. ``wait``: a draining server that must go,
     not yet done. ``delete``: maintenance, then delete.
     """
@@ -187,6 +193,7 @@ class Action:
     address: str = ""
     port: int = 0
     reason: str = ""
+    release: str = ""
 
 
 def parse_servers_state(text: str, backend: str) -> list[Server]:
@@ -271,7 +278,7 @@ def _additions(
         target = {"address": member.address, "port": member.port}
         if server is None:
             actions.append(Action("add", backend, name, **target, reason="new in its group"))
-            actions.append(Action("gate", backend, name, **target))
+            actions.append(Action("gate", backend, name, **target, release=member.release))
             continue
         if not server.in_maint:
             continue
@@ -282,7 +289,7 @@ def _additions(
         # Only a server this program added and has not yet enabled: any other server in
         # maintenance was put there by someone (a rollout, an operator) who enables it again.
         if name in pending:
-            actions.append(Action("gate", backend, name, **target))
+            actions.append(Action("gate", backend, name, **target, release=member.release))
     return actions
 
 
@@ -492,6 +499,8 @@ class Compute:
         self._token_until = 0.0
         # instance URL -> (instance id, address): a re-created instance gets a new id.
         self._addresses: dict[str, tuple[str, str]] = {}
+        # instance URL -> the release its metadata names (RELEASE_KEY), read with its address.
+        self.releases: dict[str, str] = {}
 
     def _json(self, method: str, url: str, headers: Mapping[str, str]) -> dict[str, Any]:
         try:
@@ -571,6 +580,10 @@ class Compute:
         except (KeyError, IndexError, TypeError):
             raise ApiError(f"{url}: no networkInterfaces[0].networkIP") from None
         self._addresses[instance_url] = (str(answer.get("id", instance_id)), address)
+        items = (answer.get("metadata") or {}).get("items") or []
+        self.releases[instance_url] = next(
+            (str(i.get("value", "")) for i in items if i.get("key") == RELEASE_KEY), ""
+        )
         return address
 
     def members(self, region: str, group: str, port: int) -> list[Member]:
@@ -596,7 +609,8 @@ class Compute:
             address = self.address(url, str(item.get("id", "")))
             if address is None:
                 continue
-            members.append(Member(found["name"], address, port, status, action, health))
+            release = self.releases.get(url, "")
+            members.append(Member(found["name"], address, port, status, action, health, release))
         return members
 
 
@@ -648,12 +662,14 @@ class Runtime:
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http_gate(address: str, port: int, path: str, timeout: float = 3.0) -> bool:
-    """Whether ``path`` answers 200 at the member, from this host (the gate before enabling)."""
+def http_gate(address: str, port: int, path: str, timeout: float = 3.0, expect: str = "") -> bool:
+    """Whether ``path`` answers 200 at the member, from this host (the gate before enabling),
+    with ``expect`` in its body when one is given."""
     host = f"[{address}]" if ":" in address else address
     try:
         with _DIRECT.open(f"http://{host}:{port}{path}", timeout=timeout) as answer:
-            return int(answer.status) == 200
+            body = answer.read(1 << 20).decode("utf-8", "replace") if expect else ""
+            return int(answer.status) == 200 and expect in body
     except (OSError, ValueError, http.client.HTTPException):
         return False
 
@@ -676,6 +692,9 @@ class Settings:
     groups: tuple[Group, ...]
     server_options: Mapping[str, str]
     health_path: Mapping[str, str]
+    # Where each backend's service says its release (info /version, data /metrics: its version
+    # label; /api/version needs the service token), checked against the member's release.
+    version_path: Mapping[str, str] = field(default_factory=dict)
     admin_socket: str = "/run/haproxy/admin.sock"
     config_file: str = "/etc/haproxy/haproxy.cfg"
     state_file: str = "/var/lib/fleetops-lb-reconcile/state.json"
@@ -718,6 +737,7 @@ def load_settings(data: Mapping[str, Any]) -> Settings:
             groups=groups,
             server_options={str(k): str(v) for k, v in data["server_options"].items()},
             health_path={str(k): str(v) for k, v in data["health_path"].items()},
+            version_path={str(k): str(v) for k, v in data.get("version_path", {}).items()},
             max_remove=int(data.get("max_remove", defaults.max_remove)),
             min_up=int(data.get("min_up", defaults.min_up)),
             period_seconds=float(data.get("period_seconds", defaults.period_seconds)),
@@ -791,6 +811,7 @@ class Reconciler:
         runtime: Runtime,
         *,
         gate: Callable[[str, int, str], bool] | None = None,
+        version_gate: Callable[[str, int, str, str], bool] | None = None,
         validate: Callable[[Path], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -799,6 +820,9 @@ class Reconciler:
         self.runtime = runtime
         self.gate = gate or (
             lambda a, p, h: http_gate(a, p, h, timeout=settings.gate_timeout_seconds)
+        )
+        self.version_gate = version_gate or (
+            lambda a, p, v, r: http_gate(a, p, v, timeout=settings.gate_timeout_seconds, expect=r)
         )
         self.validate = validate or haproxy_check(settings.haproxy)
         self.clock = clock
@@ -888,12 +912,23 @@ class Reconciler:
             log.info("%s: added at %s in maintenance (%s)", server, where, action.reason)
         elif action.kind == "gate":
             path = self.settings.health_path[action.backend]
-            if self.gate(action.address, action.port, path):
+            version = self.settings.version_path.get(action.backend, "")
+            if not self.gate(action.address, action.port, path):
+                log.info("%s: stays in maintenance: %s not 200 yet", server, path)
+            elif (
+                action.release
+                and version
+                and not self.version_gate(action.address, action.port, version, action.release)
+            ):
+                # Another release than its template's: an image that does not hold what its
+                # name says, or a boot that went wrong. It never takes a request.
+                log.warning("%s: stays in maintenance: %s does not name %s", server, version,
+                            action.release)  # fmt: skip
+            else:
                 self.runtime.expect(f"set server {server} state ready", "")
                 pending.discard(action.server)
-                log.info("%s: enabled (%s answered 200)", server, path)
-            else:
-                log.info("%s: stays in maintenance: %s not 200 yet", server, path)
+                log.info("%s: enabled (%s answered 200, release %s)", server, path,
+                         action.release or "not named")  # fmt: skip
         elif action.kind == "readdress":
             answer = self.runtime(f"set server {server} addr {action.address} port {action.port}")
             if not re.search(r"changed|no need", answer):
