@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -349,16 +350,24 @@ def test_info_reaches_data_through_an_lb_of_its_own_region_spread_over_them(env,
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_environment_directory_is_an_inventory_without_its_vault_files(env):
-    # `-i inventories/prod` as the README says: the vault files beside gcp.yml are variables,
-    # not inventory sources (ansible.cfg's inventory_ignore_patterns). Offline gcp.yml cannot
+def test_the_environment_directory_is_an_inventory_without_its_vault_and_state_files(env, tmp_path):
+    # `-i inventories/prod` as the README says: the vault files beside gcp.yml, and the state
+    # playbooks record there (region_capacity.yml, app_images.yml), are variables, not
+    # inventory sources (ansible.cfg's inventory_ignore_patterns). Offline gcp.yml cannot
     # parse, and every source must: the run fails on gcp.yml, and on nothing else.
-    result = run(str(BIN / "ansible-inventory"), "-i", f"inventories/{env}", "--list")
+    directory = tmp_path / env
+    shutil.copytree(ROOT / "inventories" / env, directory, symlinks=True)
+    (directory / "region_capacity.yml").write_text(
+        "gce_infra_region_capacity: {us-central1: 0.0}\n"
+    )
+    (directory / "app_images.yml").write_text("gce_infra_app_images: {info: 1.0.0}\n")
+    result = run(str(BIN / "ansible-inventory"), "-i", str(directory), "--list")
     assert result.returncode != 0, result.stdout
-    assert f"Completely failed to parse inventory source {ROOT}/inventories/{env}/gcp.yml" in (
-        result.stderr
-    ), result.stderr[-3000:]
-    assert "vault" not in result.stderr.lower(), result.stderr
+    assert f"Completely failed to parse inventory source {directory}/gcp.yml" in (result.stderr), (
+        result.stderr[-3000:]
+    )
+    for other in ("vault", "region_capacity", "app_images", "not a mapping"):
+        assert other not in result.stderr.lower(), result.stderr
 
 
 def render_on_localhost(inventory: str, variable: str, **env: str) -> str:

@@ -448,3 +448,81 @@ def test_a_region_is_drained_recorded_and_stays_drained_until_given_back(tmp_pat
     )  # fmt: skip
     assert back.returncode == 0, back.stdout[-4000:]
     assert backend_scalers(plan) == {"europe-west1": 1.0, "us-central1": 1.0}
+
+
+# --- tasks/groups_follow.yml: the app groups make instances of the release the tier runs ----
+
+
+def follow(inventory: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """groups_follow.yml for info as rolling_update.yml and rollback.yml run it; its notes go
+    to notes.json."""
+    play = [{
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "tasks": [
+            {"name": "Follow", "ansible.builtin.include_tasks": str(
+                ROOT / "playbooks/tasks/groups_follow.yml"),
+             "vars": {"follow_tier": "info", "follow_release": "2.0.0"}},
+            {"name": "Notes", "ansible.builtin.copy": {
+                "content": "{{ groups_follow_notes | default([]) | to_json }}",
+                "dest": str(tmp_path / "notes.json"), "mode": "0600"}},
+        ],
+    }]  # fmt: skip
+    path = tmp_path / "follow.yml"
+    path.write_text(yaml.safe_dump(play))
+    (tmp_path / "notes.json").unlink(missing_ok=True)
+    # Whatever credentials this machine has, no call leaves it: a key file that is not there.
+    offline = ["-e", "gce_infra_auth_kind=serviceaccount",
+               "-e", f"gce_infra_service_account_file={tmp_path / 'no-such-key.json'}"]  # fmt: skip
+    return playbook(inventory, str(path), *offline, *extra)
+
+
+def notes(tmp_path: Path) -> list[str]:
+    return json.loads((tmp_path / "notes.json").read_text())
+
+
+def test_after_a_rollback_the_groups_follow_the_release_whose_image_exists(tmp_path):
+    inventory = stand_in_inventory("prod", tmp_path)
+    write_vault(inventory, ready_vault())
+    recorded = inventory / "app_images.yml"
+    plan = tmp_path / "plan.json"
+    plan_only = ["-e", "gce_infra_plan_only=true", "-e", f"gce_infra_plan_file={plan}"]
+    # No groups yet (nothing captured): a rollout or rollback leaves them to image.yml.
+    run = follow(inventory, tmp_path, *plan_only)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert (notes(tmp_path), recorded.exists(), plan.exists()) == ([], False, False)
+    # The groups run 1.0.0; the tier now runs 2.0.0: its template, pointed at, recorded.
+    recorded.write_text(
+        yaml.safe_dump({"gce_infra_app_images": {"info": "1.0.0", "data": "1.0.0"}})
+    )
+    run = follow(inventory, tmp_path, *plan_only)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert notes(tmp_path) == ["info groups: new instances run 2.0.0 (were 1.0.0)"]
+    assert yaml.safe_load(recorded.read_text()) == {
+        "gce_infra_app_images": {"info": "2.0.0", "data": "1.0.0"}
+    }
+    desired = json.loads(plan.read_text())["desired"]
+    assert {t["release"] for t in desired["instance_templates"] if t["tier"] == "info"} == {"2.0.0"}
+    # Already so: nothing to do.
+    plan.unlink()
+    run = follow(inventory, tmp_path, *plan_only)
+    assert (notes(tmp_path), plan.exists()) == ([], False)
+
+
+def test_groups_that_cannot_follow_keep_their_release_and_say_why(tmp_path):
+    # A rollout's new release has no image yet: the groups part refuses (here its first call
+    # fails, without a key), nothing is recorded, the run goes on and its last event says so.
+    inventory = stand_in_inventory("prod", tmp_path)
+    write_vault(inventory, ready_vault())
+    recorded = inventory / "app_images.yml"
+    before = yaml.safe_dump({"gce_infra_app_images": {"info": "1.0.0"}})
+    recorded.write_text(before)
+    run = follow(inventory, tmp_path)
+    assert run.returncode == 0, run.stdout[-4000:]
+    (note,) = notes(tmp_path)
+    assert note.startswith("info groups: new instances still run 1.0.0, not 2.0.0 (")
+    assert note.endswith("capture it with playbooks/image.yml -e tier=info")
+    assert recorded.read_text() == before
+    # image.yml's follow is strict: there the same failure fails the run.
+    strict = follow(inventory, tmp_path, "-e", "follow_strict=true")
+    assert strict.returncode != 0
+    assert recorded.read_text() == before
