@@ -2,7 +2,8 @@
 
 Provisioning is a loop over these lists (``tasks/*.yml``), so everything that matters about the
 cloud fleet (names, labels, which machine is public, which firewall rule exists, which disk is
-protected) is decided here, by pure functions that are unit-tested without Google
+protected, how the app tiers' groups are made, sized and healed) is decided here, by pure
+functions that are unit-tested without Google
 (``tests/unit/test_gce_state.py``). The firewall rules are derived from the same policy the
 hosts enforce with nftables (``hardening_firewall_policy``): the VPC and the hosts agree by
 construction, and a policy change reaches both.
