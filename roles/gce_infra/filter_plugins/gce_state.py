@@ -174,11 +174,15 @@ def _regions(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     return regions
 
 
-def _count(region: str, tier: str, given: Mapping[str, Any]) -> int:
-    value = given.get(tier, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise GceStateError(f"region {region!r}: the count of {tier} must be a whole number >= 0")
+def _whole_number(value: Any, what: str, minimum: int = 1) -> int:
+    """``value`` if it is a whole number of at least ``minimum`` (YAML's true is not 1)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GceStateError(f"{what} must be a whole number >= {minimum}, not {value!r}")
     return value
+
+
+def _count(region: str, tier: str, given: Mapping[str, Any]) -> int:
+    return _whole_number(given.get(tier, 0), f"region {region!r}: the count of {tier}", 0)
 
 
 def _group_size(region: str, tier: str, value: Any) -> dict[str, int]:
@@ -525,9 +529,7 @@ def _autoscaling_policy(config: Mapping[str, Any]) -> dict[str, Any]:
         raise GceStateError(f"autoscaling.cpu_target must be above 0 and below 1, not {target!r}")
     for key in ("cool_down_seconds", "scale_in_max", "scale_in_window_seconds",
                 "autoheal_delay_seconds"):  # fmt: skip
-        value = policy[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GceStateError(f"autoscaling.{key} must be a whole number >= 1, not {value!r}")
+        _whole_number(policy[key], f"autoscaling.{key}")
     return policy
 
 
@@ -808,11 +810,10 @@ def _load_balancer(
         "self_link": f"{glob}/healthChecks/{environment}-lb-health",
     }
     capacity = _region_capacity(config, regions)
-    max_rate = config.get("lb_max_rate_per_instance", LB_MAX_RATE_PER_INSTANCE)
-    if isinstance(max_rate, bool) or not isinstance(max_rate, int) or max_rate < 1:
-        raise GceStateError(
-            f"lb_max_rate_per_instance must be a positive number of requests/s, not {max_rate!r}"
-        )
+    max_rate = _whole_number(
+        config.get("lb_max_rate_per_instance", LB_MAX_RATE_PER_INSTANCE),
+        "lb_max_rate_per_instance (requests/s)",
+    )
     backend = {
         "name": web,
         "protocol": "HTTPS",
@@ -914,10 +915,7 @@ def _region_capacity(config: Mapping[str, Any], regions: list[dict[str, Any]]) -
 
 
 def _positive_days(config: Mapping[str, Any], key: str, default: int) -> int:
-    value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise GceStateError(f"{key} must be a whole number of days >= 1, got {value!r}")
-    return value
+    return _whole_number(config.get(key, default), key)
 
 
 def _backups(
