@@ -9,7 +9,8 @@ capacity and no time. Only the nodes that serve and will restart go in the tier'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # HAProxy's rows for the proxy itself, not for one of its servers.
@@ -40,11 +41,50 @@ def backend_ready(servers: list[dict[str, str]], expected: list[str]) -> bool:
     (L4/L6/L7 OK) is required as well.
     """
     names = sorted(server.get("svname", "") for server in servers)
-    return names == sorted(expected) and all(
-        is_serving(server) and server.get("check_status", "")[:2] in ("L4", "L6", "L7")
-        and server.get("check_status", "").endswith("OK")
-        for server in servers
-    )  # fmt: skip
+    return names == sorted(expected) and all(_up_after_check(server) for server in servers)
+
+
+def _up_after_check(server: Mapping[str, str]) -> bool:
+    check = server.get("check_status", "")
+    return is_serving(server) and check[:2] in ("L4", "L6", "L7") and check.endswith("OK")
+
+
+# --- GCE: an infrastructure A/B of a tier's managed instance groups ---------------------------
+# A tier's groups are one of two sets, a or b (<env>-<region short>-<tier>-<set>, gce_state.py);
+# a group names its instances <group>-xxxx, so each lb host tells a set's servers apart by that
+# prefix. playbooks/infra_ab_gce.yml points each lb's reconciler at one set or both and waits on
+# these.
+GROUP_SETS = ("a", "b")
+_SET_SUFFIX = re.compile(r"-[ab]$")
+
+
+def set_reconcile_groups(
+    groups: Sequence[Mapping[str, Any]], backend: str, sets: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``groups`` (haproxy_reconcile_groups) with each entry of ``backend`` replaced by its
+    region's groups of ``sets``, in that order; the other backends' entries as they are."""
+    if not sets or any(s not in GROUP_SETS for s in sets):
+        raise ValueError(f"sets must be some of {list(GROUP_SETS)}, not {list(sets)}")
+    out: list[dict[str, Any]] = []
+    for entry in groups:
+        if entry.get("backend") != backend:
+            out.append(dict(entry))
+            continue
+        base = _SET_SUFFIX.sub("", str(entry["group"]))
+        out += [{**entry, "group": f"{base}-{chosen}"} for chosen in sets]
+    return out
+
+
+def set_servers(servers: Sequence[Mapping[str, str]], group: str) -> list[Mapping[str, str]]:
+    """The servers (``haproxy_servers``' rows) that are instances of ``group``."""
+    mine = re.compile(rf"^{re.escape(group)}-[a-z0-9]+$")
+    return [s for s in servers if mine.match(s.get("svname", ""))]
+
+
+def set_serving(servers: Sequence[Mapping[str, str]], group: str, size: int) -> bool:
+    """At least ``size`` (> 0) of ``group``'s instances are UP after a passed health check."""
+    up = [s for s in set_servers(servers, group) if _up_after_check(s)]
+    return int(size) > 0 and len(up) >= int(size)
 
 
 def _restarts(state: Mapping[str, Any] | None, rollback: bool) -> bool:
@@ -114,4 +154,7 @@ class FilterModule:
             "backend_ready": backend_ready,
             "batch_plan": batch_plan,
             "gate_failures": gate_failures,
+            "set_reconcile_groups": set_reconcile_groups,
+            "set_servers": set_servers,
+            "set_serving": set_serving,
         }

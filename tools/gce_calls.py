@@ -38,9 +38,17 @@ HARNESS = ROOT / "tests" / "gce_offline"
 CALLS_DIR = ROLE / "calls"
 README = ROLE / "README.md"
 ENVIRONMENTS = ("dev", "staging", "prod")
-# The role's states: provisioning, tearing down, and an app tier's golden image (its builder,
-# then the capture), each run by a host of its own.
-STATES = ("present", "absent", "builder", "image")
+# The role's states: provisioning, tearing down, an app tier's golden image (its builder, then
+# the capture) and an A/B of its groups (the new set up, the other set down), each run by a host
+# of its own.
+STATES = ("present", "absent", "builder", "image", "set_up", "set_down")
+# The task files that several states import; any other file is its state's (by name), or
+# provisioning's (the parts of present).
+SHARED_FILES = {
+    "app_images_check.yml": ("present", "set_up"),
+    "autoscalers.yml": ("present", "set_down"),
+    "groups_delete.yml": ("absent", "set_down"),  # set_up: the autoscalers only
+}
 GOOGLE = "google.cloud."
 COMMAND = "ansible.builtin.command"
 # The one way a google.cloud call may end offline: its token request, refused by the stand-in
@@ -62,6 +70,7 @@ KEY_ARGS = (
     "address_type",
     "storage_class",
     "filters",
+    "target_size",
 )
 # The README's words for what each module or gcloud command creates, in the table's order.
 KINDS = {
@@ -105,10 +114,13 @@ def expected_tasks(role_dir: Path = ROLE) -> dict[str, set[tuple[str, str]]]:
     """The role's google.cloud tasks, as (file, task name), by the state that runs them."""
     expected: dict[str, set[tuple[str, str]]] = {state: set() for state in STATES}
     for path in sorted((role_dir / "tasks").glob("*.yml")):
-        state = path.stem if path.stem in STATES else "present"
+        states = SHARED_FILES.get(path.name) or (
+            (path.stem,) if path.stem in STATES else ("present",)
+        )
         for task in yaml.safe_load(path.read_text()) or []:
             if any(str(key).startswith(GOOGLE) for key in task):
-                expected[state].add((path.name, task["name"]))
+                for state in states:
+                    expected[state].add((path.name, task["name"]))
     return expected
 
 
@@ -168,6 +180,7 @@ _VERBS = {
     "add-iam-policy-binding",
     "add-resource-policies",
     "start-update",
+    "wait-until",
     "--version",
 }
 
@@ -329,6 +342,9 @@ def _inventory(workdir: Path, hosts: Sequence[tuple[str, str]]) -> Path:
                 # The value is a stand-in: the module's own argument checks are what counts.
                 "gce_infra_hide_secrets": False,
             }
+        if state in ("set_up", "set_down"):
+            # An A/B of info: set a serves, b comes up (set_up); b serves, a goes (set_down).
+            host_vars |= {"gce_infra_set_tier": "info", "gce_infra_app_sets": {"info": "b"}}
         groups.setdefault(env, {"hosts": {}})["hosts"][host_of(env, state)] = host_vars
         link = inventory / "group_vars" / env
         if not link.exists():

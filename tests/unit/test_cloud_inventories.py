@@ -38,7 +38,7 @@ BIN = ROOT / ".venv/bin"
 POLICY = FLEET_POLICY
 
 
-def desired(env: str) -> dict:
+def desired(env: str, app_sets: dict | None = None) -> dict:
     gv = inventory_vars(env)
     return gce.gce_desired_state(
         {
@@ -51,6 +51,7 @@ def desired(env: str) -> dict:
             "backup_bucket": f"{gv['gce_infra_project']}-{env}-db-backups",
             # Both app tiers captured: their groups exist (playbooks/image.yml recorded them).
             "app_images": {"info": "1.0.0", "data": "1.0.0"},
+            "app_sets": app_sets or {},
         }
     )
 
@@ -113,12 +114,15 @@ def test_the_inventory_plugin_groups_instances_exactly_as_site_yml_needs(env):
     groups = plugin.inventory.groups
     db_roles = {f"db_{i['labels']['db_role']}" for i in hosts_of(state) if i["tier"] == "db"}
     assert "db_primary" in db_roles
-    assert set(groups) - {"all", "ungrouped"} == SITE_GROUPS | db_roles
+    # app_set_a: the set of the app groups' instances (an A/B gates the other set by it).
+    assert set(groups) - {"all", "ungrouped"} == SITE_GROUPS | db_roles | {"app_set_a"}
     for instance in hosts_of(state):
         host = plugin.inventory.hosts[instance["name"]]
         want = {instance["tier"]}
         if instance["tier"] == "db":
             want.add(f"db_{instance['labels']['db_role']}")
+        if instance["tier"] in ("info", "data"):
+            want.add("app_set_a")
         assert {g.name for g in host.groups} - {"all"} == want
         assert host.vars["fleet_internal_address"] == host.vars["ansible_host"]
         assert host.vars["fleet_internal_address"].startswith("10.0.0.")
@@ -150,7 +154,8 @@ def stand_in_inventory(env: str, tmp_path: Path) -> Path:
     directory = tmp_path / env
     directory.mkdir()
     (directory / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False))
-    (directory / "group_vars").symlink_to(ROOT / f"inventories/{env}/group_vars")
+    for kind in ("group_vars", "host_vars"):
+        (directory / kind).symlink_to(ROOT / f"inventories/{env}/{kind}")
     return directory
 
 
@@ -162,14 +167,16 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_playbooks_pass_syntax_check_against_the_environment(env, tmp_path):
     inventory = stand_in_inventory(env, tmp_path)
-    # All but infra_ab.yml and image_local.yml (image.yml imports it): local only (their
-    # info_new and image_builder groups exist once they have added the hosts).
+    # All but the local fleet's infra_ab_local.yml and image_local.yml (infra_ab.yml and
+    # image.yml import them): their info_new and image_builder groups exist once they have
+    # added the hosts.
     playbooks = sorted(
         str(p.relative_to(ROOT))
         for p in (ROOT / "playbooks").glob("*.yml")
-        if p.stem not in {"infra_ab", "image", "image_local"}
+        if p.stem not in {"infra_ab", "infra_ab_local", "image", "image_local"}
     )
     assert "playbooks/image_gce.yml" in playbooks
+    assert "playbooks/infra_ab_gce.yml" in playbooks
     assert "playbooks/provision.yml" in playbooks
     result = run(
         str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(inventory),
@@ -494,12 +501,27 @@ def test_the_db_lets_the_app_user_in_from_the_data_subnets(env, tmp_path):
     assert all(json.loads(v) == want for v in rendered.values()), rendered
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_each_lb_reconciles_its_own_regions_app_groups(env, tmp_path):
-    # HAProxy in each region learns its region's groups' members: the names gce_infra makes.
-    state = desired(env)
+@pytest.mark.parametrize(
+    ("env", "app_sets"),
+    [
+        *((env, {}) for env in ENVIRONMENTS),
+        ("prod", {"info": "b"}),
+        ("dev", {"info": "a", "data": "b"}),
+    ],
+)
+def test_each_lb_reconciles_its_own_regions_app_groups(env, app_sets, tmp_path):
+    # HAProxy in each region learns its region's groups' members: the names gce_infra makes,
+    # of the set each tier's groups are as infra_ab.yml recorded it (a when nothing is).
+    state = desired(env, app_sets)
+    inventory = stand_in_inventory(env, tmp_path)
+    if app_sets:
+        (inventory / "app_images.yml").write_text(
+            yaml.safe_dump(
+                {"gce_infra_app_images": {"info": "1.0.0"}, "gce_infra_app_sets": app_sets}
+            )
+        )
     rendered = render_per_host(
-        stand_in_inventory(env, tmp_path), "lb", "roles/haproxy/defaults/main.yml",
+        inventory, "lb", "roles/haproxy/defaults/main.yml",
         "{{ {'project': haproxy_reconcile_project, 'groups': haproxy_reconcile_groups}"
         " | to_json }}", tmp_path,
     )  # fmt: skip
@@ -515,3 +537,20 @@ def test_each_lb_reconciles_its_own_regions_app_groups(env, tmp_path):
             if g["region"] == region
         }
         assert {(g["backend"], g["region"], g["group"]) for g in config["groups"]} == want
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_controller_never_runs_sudo_only_the_instances_do(env, tmp_path):
+    # Provisioning, image capture, the A/B's group changes and webhook posts run on the
+    # operator's machine: as the operator, not through sudo (which asks a password there).
+    inventory = stand_in_inventory(env, tmp_path)
+    assert render_on_localhost(str(inventory), "ansible_become") is False
+    lb = next(i["name"] for i in desired(env)["instances"] if i["tier"] == "lb")
+    rendered = render_per_host(
+        inventory,
+        "lb",
+        "roles/haproxy/defaults/main.yml",
+        "{{ ansible_become | to_json }}",
+        tmp_path,
+    )
+    assert json.loads(rendered[lb]) is True

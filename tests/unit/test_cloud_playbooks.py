@@ -341,6 +341,23 @@ def test_a_deploy_run_missing_some_tiers_names_them(tmp_path):
     assert touched(run.stdout) == {"localhost"}
 
 
+def test_an_infra_ab_in_the_cloud_needs_info_made_by_groups(tmp_path):
+    # infra_ab.yml picks infra_ab_gce.yml for a cloud inventory (no longer a refusal), which
+    # replaces info's groups: before info's image is captured it has none, and says what to do.
+    inventory = stand_in_inventory("prod", tmp_path)
+    record_images(inventory, "data")
+    write_vault(inventory, ready_vault())
+    run = playbook(inventory, "playbooks/infra_ab.yml")
+    assert run.returncode != 0
+    assert (
+        "infra_ab_gce.yml replaces info's managed instance groups, which it has once its golden "
+        "image is captured (playbooks/image.yml -e tier=info)." in run.stdout
+    ), run.stdout[-3000:]
+    assert "infra_ab_local.yml replaces" not in run.stdout
+    # Refused before the lock: nothing to release, nothing that connects to a host.
+    assert "ok: [prod-" not in run.stdout
+
+
 def test_a_new_environment_needs_only_the_tiers_whose_image_exists(tmp_path):
     # Before its first image an app tier has no group, hence no member: site.yml converges the
     # rest, and image.yml makes the tier. Once recorded, a tier without members is refused.
@@ -498,7 +515,8 @@ def test_after_a_rollback_the_groups_follow_the_release_whose_image_exists(tmp_p
     assert run.returncode == 0, run.stdout[-4000:]
     assert notes(tmp_path) == ["info groups: new instances run 2.0.0 (were 1.0.0)"]
     assert yaml.safe_load(recorded.read_text()) == {
-        "gce_infra_app_images": {"info": "2.0.0", "data": "1.0.0"}
+        "gce_infra_app_images": {"info": "2.0.0", "data": "1.0.0"},
+        "gce_infra_app_sets": {},
     }
     desired = json.loads(plan.read_text())["desired"]
     assert {t["release"] for t in desired["instance_templates"] if t["tier"] == "info"} == {"2.0.0"}
@@ -506,6 +524,19 @@ def test_after_a_rollback_the_groups_follow_the_release_whose_image_exists(tmp_p
     plan.unlink()
     run = follow(inventory, tmp_path, *plan_only)
     assert (notes(tmp_path), plan.exists()) == ([], False)
+    # After an infra A/B (info's groups are set b): the groups of set b follow, and the record
+    # keeps the set.
+    recorded.write_text(
+        yaml.safe_dump({"gce_infra_app_images": {"info": "1.0.0", "data": "1.0.0"},
+                        "gce_infra_app_sets": {"info": "b"}})
+    )  # fmt: skip
+    run = follow(inventory, tmp_path, *plan_only)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert yaml.safe_load(recorded.read_text())["gce_infra_app_sets"] == {"info": "b"}
+    desired = json.loads(plan.read_text())["desired"]
+    assert {tuple(g["name"].rsplit("-", 2)[1:]) for g in desired["instance_group_managers"]} == {
+        ("info", "b"), ("data", "a")
+    }  # fmt: skip
 
 
 def test_groups_that_cannot_follow_keep_their_release_and_say_why(tmp_path):

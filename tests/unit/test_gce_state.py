@@ -808,9 +808,15 @@ def test_teardown_finds_every_group_and_template_of_any_release():
     bare = gce.gce_desired_state(config_of("prod"))
     # Without a recorded image (a lost app_images.yml) teardown still finds every group.
     assert bare["app_group_names"] == state["app_group_names"]
-    assert {g["name"] for g in state["app_group_names"]} == {
-        g["name"] for g in state["instance_group_managers"]
+    # Both sets of every region and tier: an A/B that stopped half-way leaves two.
+    b_state = gce.gce_desired_state(config_of("prod", app_images=RELEASES, app_sets={"info": "b"}))
+    assert b_state["app_group_names"] == state["app_group_names"]
+    serving = {g["name"] for g in state["instance_group_managers"]}
+    serving_b = {g["name"] for g in b_state["instance_group_managers"]}
+    assert {g["name"] for g in state["app_group_names"]} == serving | serving_b | {
+        n.replace("-data-a", "-data-b") for n in serving if "-data-" in n
     }
+    assert len(state["app_group_names"]) == 2 * len(serving)
     pattern = state["app_template_pattern"]
     for template in state["instance_templates"]:
         assert re.fullmatch(pattern, template["name"])
@@ -836,6 +842,8 @@ def test_teardown_finds_every_group_and_template_of_any_release():
         ({"autoscaling": {"cpu_target": 1.5}}, "cpu_target"),
         ({"autoscaling": {"scale_in_max": 0}}, "scale_in_max"),
         ({"autoscaling": {"target": 0.5}}, "unknown settings"),
+        ({"app_sets": {"info": "c"}}, "must be one of"),
+        ({"app_sets": {"db": "b"}}, "no app tier"),
     ],
 )  # fmt: skip
 def test_bad_group_inputs_are_refused_with_a_reason(overrides, message):
@@ -884,3 +892,114 @@ def test_info_instances_learn_their_own_regions_lbs_from_their_template():
             assert metadata["fleetops-data-port"] == "9876"
         else:
             assert "fleetops-data-lbs" not in metadata
+
+
+def test_each_tier_is_set_a_until_an_ab_records_b():
+    a = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    b = gce.gce_desired_state(config_of("prod", app_images=RELEASES, app_sets={"info": "b"}))
+    assert a["app_sets"] == {"info": "a", "data": "a"}
+    assert b["app_sets"] == {"info": "b", "data": "a"}
+    by_name = lambda s: {g["name"]: g for g in s["instance_group_managers"]}  # noqa: E731
+    assert set(by_name(a)) == {"prod-ew1-info-a", "prod-uc1-info-a", "prod-ew1-data-a",
+                               "prod-uc1-data-a"}  # fmt: skip
+    assert set(by_name(b)) == {"prod-ew1-info-b", "prod-uc1-info-b", "prod-ew1-data-a",
+                               "prod-uc1-data-a"}  # fmt: skip
+    for group in b["instance_group_managers"]:
+        # Instances <group>-xxxx: a set's servers in HAProxy are told apart by this prefix.
+        assert group["base_instance_name"] == group["name"]
+        template = next(
+            t for t in b["instance_templates"] if t["self_link"] == group["instance_template"]
+        )
+        assert template["set"] == group["set"] == template["properties"]["labels"]["app_set"]
+        assert template["name"].startswith(group["name"] + "-")
+    # The autoscalers follow the set; the data tier is untouched.
+    assert {s["name"] for s in b["autoscalers"]} == set(by_name(b))
+    assert [t for t in a["instance_templates"] if t["tier"] == "data"] == [
+        t for t in b["instance_templates"] if t["tier"] == "data"
+    ]
+
+
+def test_a_template_is_named_by_everything_it_holds():
+    base = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    bigger = gce.gce_desired_state(
+        config_of(
+            "prod",
+            app_images=RELEASES,
+            machine_types={
+                **group_vars("prod")["gce_infra_machine_types"],
+                "info": "e2-standard-4",
+            },
+        )
+    )
+    again = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    names = lambda s, tier: {t["name"] for t in s["instance_templates"] if t["tier"] == tier}  # noqa: E731
+    # The same inputs, the same names: re-running provisioning creates nothing.
+    assert names(base, "info") == names(again, "info")
+    # Another machine type is another template (templates are immutable), under the same release.
+    assert names(base, "info").isdisjoint(names(bigger, "info"))
+    assert names(base, "data") == names(bigger, "data")
+    for template in bigger["instance_templates"]:
+        assert len(template["name"]) <= 63
+        assert re.fullmatch(bigger["app_template_pattern"], template["name"])
+    # A long release still gives a valid name.
+    long = gce.gce_desired_state(config_of("prod", app_images={"info": "x" * 80 + "_t1.r9+ci"}))
+    assert all(len(t["name"]) <= 63 for t in long["instance_templates"])
+
+
+def _lookups(state, tier, sizes):
+    """The serving set's group lookups as the API answers them: ``sizes`` per region (None:
+    not found)."""
+    serving = state["app_sets"][tier]
+    return [
+        {
+            "item": g,
+            "resources": []
+            if sizes[g["region"]] is None
+            else [{"name": g["name"], "targetSize": sizes[g["region"]]}],
+        }
+        for g in state["app_group_names"]
+        if g["tier"] == tier and g["set"] != serving
+    ]
+
+
+def test_an_ab_brings_the_new_set_up_at_the_serving_sets_sizes():
+    old = gce.gce_desired_state(config_of("prod", app_images=RELEASES))
+    new = gce.gce_desired_state(config_of("prod", app_images=RELEASES, app_sets={"info": "b"}))
+    # The autoscaler had taken europe-west1 to 7, us-central1 sat at its minimum.
+    lookups = _lookups(new, "info", {"europe-west1": 7, "us-central1": 3})
+    assert {lk["item"]["name"] for lk in lookups} == {
+        g["name"] for g in old["instance_group_managers"] if g["tier"] == "info"
+    }
+    groups = gce.gce_set_up_groups(new["instance_group_managers"], lookups, "info")
+    assert {(g["name"], g["region"], g["target_size"]) for g in groups} == {
+        ("prod-ew1-info-b", "europe-west1", 7),
+        ("prod-uc1-info-b", "us-central1", 3),
+    }
+    # Pure: the desired state is not changed by it.
+    assert {g["target_size"] for g in new["instance_group_managers"] if g["tier"] == "info"} == {3}
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        (
+            {"europe-west1": None, "us-central1": 3},
+            "no serving info group prod-ew1-info-a in europe-west1",
+        ),
+        ({"europe-west1": 0, "us-central1": 3}, "has no instance"),
+    ],
+)
+def test_an_ab_refuses_without_a_serving_group_to_size_from(sizes, message):
+    new = gce.gce_desired_state(config_of("prod", app_images=RELEASES, app_sets={"info": "b"}))
+    with pytest.raises(gce.GceStateError, match=message):
+        gce.gce_set_up_groups(new["instance_group_managers"], _lookups(new, "info", sizes), "info")
+    # A region not looked up is refused too, and so is a tier without groups.
+    with pytest.raises(gce.GceStateError, match="was looked up"):
+        gce.gce_set_up_groups(
+            new["instance_group_managers"],
+            _lookups(new, "info", {"europe-west1": 2, "us-central1": 2})[:1],
+            "info",
+        )
+    bare = gce.gce_desired_state(config_of("prod"))
+    with pytest.raises(gce.GceStateError, match="no golden image"):
+        gce.gce_set_up_groups(bare["instance_group_managers"], [], "info")

@@ -49,6 +49,8 @@ def test_a_failed_run_releases_its_lock_even_when_callbacks_enabled_is_overridde
     (tmp_path / "hosts.yml").write_text(
         "lb:\n  hosts:\n    lockhost:\n      ansible_connection: local\n"
         f"      ansible_python_interpreter: {BIN / 'python'}\n"
+        # What every inventory's shared fleet.yml says: the first lb keeps the lock.
+        "      fleet_lock_host: lockhost\n"
     )
     (tmp_path / "fails.yml").write_text(
         f"""- name: Take the lock, then fail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import load_module
 
 rollout = load_module("filter_plugins/rollout.py")
@@ -139,4 +141,66 @@ def test_the_filters_are_registered():
         "backend_ready",
         "batch_plan",
         "gate_failures",
+        "set_reconcile_groups",
+        "set_servers",
+        "set_serving",
     }
+
+
+# --- GCE: an infrastructure A/B of info's groups (set a serving, set b new) ------------------
+
+RECONCILE = [
+    {"backend": "info", "region": "europe-west1", "group": "prod-ew1-info-a"},
+    {"backend": "data", "region": "europe-west1", "group": "prod-ew1-data-a", "port": 9876},
+]
+AB = stat(
+    ("info", "prod-ew1-info-a-x1k2", "UP", "L7OK"),
+    ("info", "prod-ew1-info-a-9zz0", "UP", "L7OK"),
+    ("info", "prod-ew1-info-b-p0q1", "UP", "L7OK"),
+    # Added by the reconciler, in maintenance until its own gate passes.
+    ("info", "prod-ew1-info-b-r2s3", "MAINT", "L7OK"),
+    # Enabled, not yet checked: HAProxy counts it UP before its first check.
+    ("info", "prod-ew1-info-b-t4u5", "UP", "INI"),
+    # Not an instance of set b: another name that merely starts the same way.
+    ("info", "prod-ew1-info-b-extra-1", "UP", "L7OK"),
+    ("data", "prod-ew1-info-b-zzzz", "UP", "L7OK"),
+)
+
+
+def test_the_reconcilers_follow_info_of_the_sets_asked_and_data_as_it_is():
+    both = rollout.set_reconcile_groups(RECONCILE, "info", ["a", "b"])
+    assert both == [
+        {"backend": "info", "region": "europe-west1", "group": "prod-ew1-info-a"},
+        {"backend": "info", "region": "europe-west1", "group": "prod-ew1-info-b"},
+        RECONCILE[1],
+    ]
+    # From whichever set the inventory records (b after an A/B), and back to a.
+    only_b = rollout.set_reconcile_groups(RECONCILE, "info", ["b"])
+    assert [g["group"] for g in only_b] == ["prod-ew1-info-b", "prod-ew1-data-a"]
+    assert rollout.set_reconcile_groups(only_b, "info", ["a"]) == RECONCILE
+    # Pure: the inventory's list is not changed.
+    assert RECONCILE[0]["group"] == "prod-ew1-info-a"
+    for bad in ([], ["c"], ["a", "x"]):
+        with pytest.raises(ValueError, match="sets must be some of"):
+            rollout.set_reconcile_groups(RECONCILE, "info", bad)
+
+
+def test_a_set_serves_once_as_many_of_its_instances_as_its_group_has_are_up_and_checked():
+    servers = rollout.haproxy_servers(AB, "info")
+    assert [s["svname"] for s in rollout.set_servers(servers, "prod-ew1-info-a")] == [
+        "prod-ew1-info-a-x1k2",
+        "prod-ew1-info-a-9zz0",
+    ]
+    assert [s["svname"] for s in rollout.set_servers(servers, "prod-ew1-info-b")] == [
+        "prod-ew1-info-b-p0q1",
+        "prod-ew1-info-b-r2s3",
+        "prod-ew1-info-b-t4u5",
+    ]
+    # Only p0q1 is UP after a passed check (r2s3 in maintenance, t4u5 not checked yet).
+    assert rollout.set_serving(servers, "prod-ew1-info-b", 1)
+    assert not rollout.set_serving(servers, "prod-ew1-info-b", 2)
+    assert rollout.set_serving(servers, "prod-ew1-info-a", "2")
+    # A set of no instance never serves; a backend without it neither.
+    assert not rollout.set_serving(servers, "prod-ew1-info-b", 0)
+    assert not rollout.set_serving([], "prod-ew1-info-a", 1)
+    assert rollout.set_servers(servers, "prod-ew1-info-c") == []

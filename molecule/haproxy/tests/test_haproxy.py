@@ -4,7 +4,10 @@ import json
 import os
 import re
 import shlex
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -138,10 +141,11 @@ GROUP = "molecule-region1/info-mig"
 MARKERS = ("    # BEGIN fleetops members info\n", "    # END fleetops members info\n")
 
 
-def write_listing(host, members=None, fail=None):
+def write_listing(host, members=None, fail=None, groups=None):
     listing = json.loads(host.file(f"{STAND_IN}/initial.json").content_string)
     if members is not None:
         listing["groups"][GROUP] = members
+    listing["groups"].update(groups or {})
     listing["fail"] = fail
     host.run_expect([0], f"printf %s {shlex.quote(json.dumps(listing))} > {STAND_IN}/members.json")
 
@@ -335,3 +339,77 @@ def test_leaving_instances_go_one_drain_per_pass(host, reconciler):
     once(host)
     assert set(servers(host)) == {INFO}
     assert set(cfg_members(host)) == {INFO}
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def ab_step(tmp_path, step):
+    """One step of molecule/haproxy/ab_switch.yml: the cloud A/B's own task file, run from the
+    controller against this lb, whose reconciler follows set a of group ab-info."""
+    inventory = tmp_path / "inventory.yml"
+    lb = {
+        "ansible_connection": "podman",
+        "haproxy_reconcile_project": "fleetops-molecule",
+        "haproxy_reconcile_groups": [
+            {"backend": "info", "region": "molecule-region1", "group": "ab-info-a"}
+        ],
+        "haproxy_reconcile_compute_api": "http://127.0.0.1:8970/compute/v1",
+        "haproxy_reconcile_metadata_url": "http://127.0.0.1:8970/computeMetadata/v1",
+    }
+    inventory.write_text(json.dumps({"lb": {"hosts": {f"{FLEET}-mol-lb": lb}}}))
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_CONNECTION_PLUGINS": str(ROOT / "connection_plugins"),
+        "ANSIBLE_NOCOLOR": "1",
+        "FLEETOPS_VAULT_PASSWORD": "unused",
+    }
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
+         str(ROOT / "molecule/haproxy/ab_switch.yml"), "-e", f"ab_step={step}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return run.stdout
+
+
+def test_an_infra_ab_switches_the_groups_set_without_a_failed_request(host, reconciler, tmp_path):
+    # GCE's infra A/B, HAProxy's side: two sets of info's group, every instance the real info.
+    sets = {
+        name: [instance(host, f"x{n}", id=f"{name}{n}") | {"name": f"ab-info-{name}-000{n}"}
+               for n in (1, 2)]
+        for name in ("a", "b")
+    }  # fmt: skip
+    write_listing(host, groups={f"molecule-region1/ab-info-{k}": v for k, v in sets.items()})
+    names = {k: {i["name"] for i in v} for k, v in sets.items()}
+    try:
+        ab_step(tmp_path, "serve_a")
+        until(lambda: set(servers(host)) == names["a"], 60)
+        # Requests through HAProxy the whole time, bounded in count and time.
+        host.run_expect([0], "rm -f /root/ab-stop /root/ab-codes")
+        host.run_expect([0], (
+            "nohup timeout 300 sh -c 'i=0; while [ ! -e /root/ab-stop ] && [ $i -lt 20000 ]; do "
+            "curl -s -o /dev/null -w \"%{http_code}\\n\" --max-time 5 http://127.0.0.1/version "
+            ">> /root/ab-codes; i=$((i+1)); done; touch /root/ab-done' >/dev/null 2>&1 &"
+        ))  # fmt: skip
+        out = ab_step(tmp_path, "switch")
+        # The reconciler follows set b alone; HAProxy has b's instances, UP; a's are gone.
+        settings = json.loads(host.file("/etc/haproxy/lb-reconcile.json").content_string)
+        assert [g["group"] for g in settings["groups"]] == ["ab-info-b"]
+        live = servers(host)
+        assert set(live) == names["b"], out[-3000:]
+        assert {s[1:] for s in live.values()} == {(2, 0)}
+        assert set(cfg_members(host)) == names["b"]
+        host.run_expect([0], "touch /root/ab-stop")
+        until(lambda: host.file("/root/ab-done").exists, 30)
+        codes = host.file("/root/ab-codes").content_string.split()
+        assert len(codes) > 50, len(codes)
+        assert [c for c in codes if c != "200"] == [], f"{len(codes)} requests"
+        journal = host.check_output("journalctl -u fleetops-lb-reconcile --no-pager -o cat -n 200")
+        for name in names["a"]:
+            assert f"info/{name}: draining" in journal
+    finally:
+        host.run("touch /root/ab-stop")
+        ab_step(tmp_path, "restore")
+        host.run_expect([0], "systemctl stop fleetops-lb-reconcile")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,6 +36,11 @@ TIERS = ("lb", "info", "data", "db", "monitoring")
 # min and max, replaced by autohealing when their service fails its health check. The other
 # tiers are single instances Ansible names and keeps (their state, their addresses).
 APP_TIERS = ("info", "data")
+# Each app tier's groups are one of two sets, a or b (<env>-<region short>-<tier>-<set>): an
+# infrastructure A/B (playbooks/infra_ab.yml) brings the other set up from the tier's current
+# template beside the serving one, switches HAProxy to it and deletes the old set. The inventory
+# records which set serves (app_sets in app_images.yml); a, until a first A/B.
+APP_SETS = ("a", "b")
 # Their ports and health paths (inventories/shared/fleet.yml's fleet_<tier>_port and
 # fleet_<tier>_health_path; the role passes the inventory's).
 APP_PORTS = {"info": 5555, "data": 9876}
@@ -489,15 +495,30 @@ def _instances_and_disks(
     return instances, disks
 
 
+def _readable(text: str, length: int = 32) -> str:
+    """``text`` as a part of GCE names: a-z, 0-9 and single dashes, at most ``length``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].rstrip("-")
+
+
 def release_ref(release: str) -> str:
     """A release as a part of GCE names (a-z, 0-9, -): ``ada5127_t17.r4`` -> ``ada5127-t17-r4-``
     and 6 hex digits of its hash, so two releases that differ only in what a name cannot hold
     never share an image or a template."""
     if not release:
         raise GceStateError("an app image needs the release it holds")
-    readable = re.sub(r"[^a-z0-9]+", "-", release.lower()).strip("-")[:32].rstrip("-")
+    readable = _readable(release)
     digest = hashlib.sha256(release.encode()).hexdigest()[:6]
     return f"{readable}-{digest}" if readable else f"r-{digest}"
+
+
+def _template_name(prefix: str, release: str, properties: Mapping[str, Any]) -> str:
+    """``<prefix>-<release>-`` and 6 hex digits of the release and everything the template holds:
+    a template is immutable, so another machine type, disk or image under the same release is
+    another template (an A/B's new set, or the instances the groups make from then on), never
+    an update of one that groups use."""
+    content = json.dumps({"release": release, "properties": properties}, sort_keys=True)
+    digest = hashlib.sha256(content.encode()).hexdigest()[:6]
+    return _check_name("template", f"{prefix}-{_readable(release, 24) or 'r'}-{digest}")
 
 
 def _label_value(value: str) -> str:
@@ -516,6 +537,26 @@ def _app_images(config: Mapping[str, Any]) -> dict[str, str]:
         if not isinstance(release, str) or not release:
             raise GceStateError(f"app_images.{tier} must be a release, not {release!r}")
     return dict(images)
+
+
+def _app_sets(config: Mapping[str, Any]) -> dict[str, str]:
+    """``app_sets``: the set (a or b) each app tier's groups are, a unless an A/B recorded b."""
+    given = config.get("app_sets") or {}
+    unknown = sorted(set(given) - set(APP_TIERS))
+    if unknown:
+        raise GceStateError(f"app_sets names tiers that are no app tier: {unknown}")
+    for tier, chosen in given.items():
+        if chosen not in APP_SETS:
+            raise GceStateError(f"app_sets.{tier} must be one of {list(APP_SETS)}, not {chosen!r}")
+    return {tier: given.get(tier, APP_SETS[0]) for tier in APP_TIERS}
+
+
+def _other_set(chosen: str) -> str:
+    return APP_SETS[1 - APP_SETS.index(chosen)]
+
+
+def _group_name(environment: str, region: Mapping[str, Any], tier: str, chosen: str) -> str:
+    return _check_name("group", f"{environment}-{region['short']}-{tier}-{chosen}")
 
 
 def _autoscaling_policy(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -555,6 +596,7 @@ def _app_groups(
     - ``instance_group_managers`` and ``autoscalers``: per region and tier with an image.
     """
     images = _app_images(config)
+    sets = _app_sets(config)
     policy = _autoscaling_policy(config)
     ports = {**APP_PORTS, **(config.get("app_ports") or {})}
     paths = {**APP_HEALTH_PATHS, **(config.get("app_health_paths") or {})}
@@ -626,54 +668,52 @@ def _app_groups(
             }
         )
         for region in regions:
-            template = _check_name("template", f"{environment}-{region['short']}-{tier}-{ref}")
-            group = _check_name("group", f"{environment}-{region['short']}-{tier}")
+            group = _group_name(environment, region, tier, sets[tier])
             region_link = f"{_links(project)['regions']}/{region['name']}"
+            properties = {
+                "machine_type": machine_types[tier],
+                "disks": [
+                    {
+                        "boot": True,
+                        "auto_delete": True,
+                        "initialize_params": {
+                            "source_image": made[-1]["self_link"],
+                            "disk_size_gb": int(config.get("boot_disk_size_gb", 20)),
+                        },
+                    }
+                ],
+                # No access config: no external IP, like every instance.
+                "network_interfaces": [
+                    {"subnetwork": {"selfLink": _subnet_link(project, environment, region)}}
+                ],
+                "service_accounts": [{"email": accounts[tier], "scopes": [CLOUD_PLATFORM_SCOPE]}],
+                "metadata": {
+                    "enable-oslogin": "TRUE",
+                    # roles/image_boot's first boot reads the environment from here.
+                    "fleetops-env-secret": secrets[-1]["resource"],
+                    "fleetops-release": release,
+                    **(_data_lbs(project, environment, region, ports) if tier == "info" else {}),
+                },
+                "labels": {
+                    **labels,
+                    "role": tier,
+                    "region": region["name"],
+                    "region_short": region["short"],
+                    "release": _label_value(release),
+                    # The inventory's app_set_<set> group: an A/B gates the new set.
+                    "app_set": sets[tier],
+                },
+                "tags": {"items": [tier]},
+            }
+            template = _template_name(group, release, properties)
             templates.append(
                 {
                     "name": template,
                     "tier": tier,
+                    "set": sets[tier],
                     "region": region["name"],
                     "release": release,
-                    "properties": {
-                        "machine_type": machine_types[tier],
-                        "disks": [
-                            {
-                                "boot": True,
-                                "auto_delete": True,
-                                "initialize_params": {
-                                    "source_image": made[-1]["self_link"],
-                                    "disk_size_gb": int(config.get("boot_disk_size_gb", 20)),
-                                },
-                            }
-                        ],
-                        # No access config: no external IP, like every instance.
-                        "network_interfaces": [
-                            {"subnetwork": {"selfLink": _subnet_link(project, environment, region)}}
-                        ],
-                        "service_accounts": [
-                            {"email": accounts[tier], "scopes": [CLOUD_PLATFORM_SCOPE]}
-                        ],
-                        "metadata": {
-                            "enable-oslogin": "TRUE",
-                            # roles/image_boot's first boot reads the environment from here.
-                            "fleetops-env-secret": secrets[-1]["resource"],
-                            "fleetops-release": release,
-                            **(
-                                _data_lbs(project, environment, region, ports)
-                                if tier == "info"
-                                else {}
-                            ),
-                        },
-                        "labels": {
-                            **labels,
-                            "role": tier,
-                            "region": region["name"],
-                            "region_short": region["short"],
-                            "release": _label_value(release),
-                        },
-                        "tags": {"items": [tier]},
-                    },
+                    "properties": properties,
                     "self_link": f"{glob}/instanceTemplates/{template}",
                 }
             )
@@ -682,7 +722,9 @@ def _app_groups(
                 {
                     "name": group,
                     "tier": tier,
+                    "set": sets[tier],
                     "region": region["name"],
+                    # Instances <group>-xxxx: HAProxy's servers of the set share this prefix.
                     "base_instance_name": group,
                     "instance_template": templates[-1]["self_link"],
                     # At creation only: then the autoscaler owns the size.
@@ -716,20 +758,23 @@ def _app_groups(
         "autoscalers": scalers,
         # Provisioning a new environment: these tiers have no image yet (playbooks/image.yml).
         "app_tiers_without_image": [t for t in APP_TIERS if t not in images],
+        "app_sets": sets,
         # What tearing down looks for, whatever release each group runs: every region's groups
-        # (and their autoscalers, of the same name), and the templates of any release (RE2,
-        # matching the whole name, as the Compute API's `eq` filters do).
+        # of both sets (and their autoscalers, of the same name), and the templates of any
+        # release (RE2, matching the whole name, as the Compute API's `eq` filters do).
         "app_group_names": [
             {
-                "name": f"{environment}-{region['short']}-{tier}",
+                "name": _group_name(environment, region, tier, chosen),
                 "tier": tier,
+                "set": chosen,
                 "region": region["name"],
                 "target": f"{_links(project)['regions']}/{region['name']}/instanceGroupManagers/"
-                f"{environment}-{region['short']}-{tier}",
+                f"{_group_name(environment, region, tier, chosen)}",
                 "autoscaling_policy": _scaler_policy(policy, region["autoscaling"][tier]),
             }
             for tier in APP_TIERS
             for region in regions
+            for chosen in APP_SETS
         ],
         "app_template_pattern": (
             f"{environment}-({'|'.join(r['short'] for r in regions)})-({'|'.join(APP_TIERS)})-.*"
@@ -1179,6 +1224,40 @@ def gce_groups_on_another_template(lookups: Sequence[Mapping[str, Any]]) -> list
     return stale
 
 
+def gce_set_up_groups(
+    managers: Sequence[Mapping[str, Any]], lookups: Sequence[Mapping[str, Any]], tier: str
+) -> list[dict[str, Any]]:
+    """An A/B's new set: ``tier``'s desired groups (``managers``, of the set being brought up),
+    each at the size its region's serving group has now, so the switch moves the load to as
+    many instances as served it (the new set gets its autoscaler only once it serves).
+
+    ``lookups``: the serving set's group lookups (``item``: an ``app_group_names`` entry;
+    ``resources``: the groups found, API-shaped, with ``targetSize``). Raises when a region's
+    serving group is missing or empty: there is nothing to replace, or nothing to size from.
+    """
+    sizes: dict[str, int] = {}
+    for lookup in lookups:
+        item = lookup["item"]
+        if item["tier"] != tier:
+            continue
+        found = lookup.get("resources") or []
+        size = int(found[0].get("targetSize") or 0) if found else 0
+        if size < 1:
+            raise GceStateError(
+                f"no serving {tier} group {item['name']} in {item['region']} to replace"
+                + (" (it has no instance)" if found else "")
+            )
+        sizes[item["region"]] = size
+    new = [dict(m) for m in managers if m["tier"] == tier]
+    if not new:
+        raise GceStateError(f"{tier} has no groups (no golden image recorded)")
+    for group in new:
+        if group["region"] not in sizes:
+            raise GceStateError(f"no serving {tier} group in {group['region']} was looked up")
+        group["target_size"] = sizes[group["region"]]
+    return new
+
+
 class FilterModule:
     """Ansible entry point: ``{{ gce_infra_config | gce_desired_state }}``."""
 
@@ -1191,4 +1270,5 @@ class FilterModule:
             "gce_nats_to_create": gce_nats_to_create,
             "gce_disks_without_snapshots": gce_disks_without_snapshots,
             "gce_groups_on_another_template": gce_groups_on_another_template,
+            "gce_set_up_groups": gce_set_up_groups,
         }
