@@ -341,6 +341,21 @@ def test_a_deploy_run_missing_some_tiers_names_them(tmp_path):
     assert touched(run.stdout) == {"localhost"}
 
 
+def test_image_yml_reaches_the_gce_playbook_past_the_local_ones_skipped_plays(tmp_path):
+    # image.yml imports both platforms' playbooks; Ansible 2.19 templates a skipped task's
+    # delegate_to (ansible/ansible#85849), which stopped every GCE run in image_local.yml's
+    # lock task before the lock host became an inventory variable (fleet_lock_host).
+    inventory = stand_in_inventory("prod", tmp_path)
+    record_images(inventory, "data", "info")
+    write_vault(inventory, ready_vault())
+    run = playbook(inventory, "playbooks/image.yml", "-e", "tier=lb")
+    assert run.returncode != 0
+    assert "Usage, with a cloud inventory - playbooks/image.yml -e tier=info|data" in run.stdout, (
+        run.stdout[-3000:]
+    )
+    assert "is undefined" not in run.stdout
+
+
 def test_an_infra_ab_in_the_cloud_needs_info_made_by_groups(tmp_path):
     # infra_ab.yml picks infra_ab_gce.yml for a cloud inventory (no longer a refusal), which
     # replaces info's groups: before info's image is captured it has none, and says what to do.
