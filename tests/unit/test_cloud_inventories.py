@@ -554,3 +554,29 @@ def test_the_controller_never_runs_sudo_only_the_instances_do(env, tmp_path):
         tmp_path,
     )
     assert json.loads(rendered[lb]) is True
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_prometheus_discovers_the_app_groups_in_every_zone_of_every_region(env, tmp_path):
+    # Google places a regional group's instances in zones of its choosing: Prometheus looks in
+    # each zone of each region, for the labels gce_infra gives the templates.
+    state = desired(env)
+    rendered = render_per_host(
+        stand_in_inventory(env, tmp_path), "monitoring", "roles/prometheus/defaults/main.yml",
+        "{{ prometheus_gce_discovery | to_json }}", tmp_path,
+    )  # fmt: skip
+    regions = inventory_vars(env)["gce_infra_regions"]
+    assert rendered
+    for value in rendered.values():
+        discovery = json.loads(value)
+        assert discovery["project"] == state["project"]
+        assert discovery["environment"] == env
+        assert discovery["tiers"] == ["info", "data"]
+        assert discovery["zones"] == [z for r in regions for z in r["zones"]]
+    # Every region's zones hold its instances' zone, and the templates' labels are those the
+    # discovery filters on.
+    for region in regions:
+        assert region["zone"] in region["zones"]
+    for template in state["instance_templates"]:
+        labels = template["properties"]["labels"]
+        assert (labels["env"], labels["role"]) == (env, template["tier"])

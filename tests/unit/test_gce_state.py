@@ -285,8 +285,9 @@ def test_service_accounts_are_per_tier_and_write_only(state):
     assert set(accounts) == set(TIERS)
     for tier, account in accounts.items():
         assert account["name"] == f"{env}-{tier}@{project}.iam.gserviceaccount.com"
-        # lb also reads the app groups (its HAProxy's reconciler); nobody else reads anything.
-        reads = ["roles/compute.viewer"] if tier == "lb" else []
+        # lb and monitoring also read the app groups (HAProxy's reconciler, Prometheus'
+        # discovery); nobody else reads anything.
+        reads = ["roles/compute.viewer"] if tier in ("lb", "monitoring") else []
         assert account["roles"] == [
             "roles/logging.logWriter", "roles/monitoring.metricWriter", *reads
         ]  # fmt: skip
@@ -298,19 +299,21 @@ def test_service_accounts_are_per_tier_and_write_only(state):
             "https://www.googleapis.com/auth/logging.write",
             "https://www.googleapis.com/auth/monitoring.write",
         ]
-        # Only db copies its dumps to Cloud Storage, only lb reads Compute; nobody gets a wider
-        # scope than that.
+        # Only db copies its dumps to Cloud Storage, only lb and monitoring read Compute; nobody
+        # gets a wider scope than that.
         others = [s for s in sa["scopes"] if s not in writes]
         want = {
             "db": ["https://www.googleapis.com/auth/devstorage.read_write"],
             "lb": ["https://www.googleapis.com/auth/compute.readonly"],
+            "monitoring": ["https://www.googleapis.com/auth/compute.readonly"],
         }
         assert others == want.get(instance["tier"], [])
 
 
 def test_missing_bindings_are_only_the_absent_ones(state):
     accounts = state["service_accounts"]
-    assert len(gce.gce_missing_bindings({}, accounts)) == 2 * len(TIERS) + 1  # lb's reader
+    # + the readers of Compute: lb's and monitoring's.
+    assert len(gce.gce_missing_bindings({}, accounts)) == 2 * len(TIERS) + 2
     lb = accounts[0]["name"]
     policy = {
         "bindings": [
@@ -843,6 +846,9 @@ def test_teardown_finds_every_group_and_template_of_any_release():
         ({"autoscaling": {"scale_in_max": 0}}, "scale_in_max"),
         ({"autoscaling": {"target": 0.5}}, "unknown settings"),
         ({"app_sets": {"info": "c"}}, "must be one of"),
+        ({"regions": [{**PRIMARY, "zones": ["europe-west1-c"]}]}, "zones lacks its zone"),
+        ({"regions": [{**PRIMARY, "zones": [PRIMARY["zone"], "us-central1-a"]}]},
+         "'us-central1-a' is not in region"),
         ({"app_sets": {"db": "b"}}, "no app tier"),
     ],
 )  # fmt: skip

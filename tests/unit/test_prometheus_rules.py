@@ -289,3 +289,50 @@ def test_no_alertmanagers_no_alerting_and_probes_through_the_local_blackbox(tmp_
     assert blackbox["relabel_configs"][-1] == {
         "target_label": "__address__", "replacement": "10.1.0.17:9115"
     }  # fmt: skip
+
+
+def test_on_gce_the_app_tiers_instances_are_discovered_zone_by_zone(tmp_path):
+    # The app tiers are managed instance groups: an instance the autoscaler adds (or an A/B's
+    # new set) is scraped without a converge, one it deletes stops being a target.
+    extra = tmp_path / "gce.yml"
+    zones = ["europe-west1-b", "europe-west1-c", "us-central1-a"]
+    discovery = {"project": "fleetops-prod", "environment": "prod", "zones": zones,
+                 "tiers": ["info", "data"]}  # fmt: skip
+    extra.write_text(json.dumps({"prometheus_gce_discovery": discovery}))
+    rendered = render(tmp_path / "out", str(extra), inventory=INVENTORY)
+    config = yaml.safe_load((rendered / "prometheus-mon1.yml").read_text())
+    jobs = {c["job_name"]: c for c in config["scrape_configs"]}
+
+    def static(job: str) -> set[str]:
+        return {sc["labels"]["instance"] for sc in jobs[job].get("static_configs") or []}
+
+    def discovered(job: str) -> list[tuple[str, str, str, int]]:
+        return [(sd["project"], sd["zone"], sd["filter"], sd["port"])
+                for sd in jobs[job].get("gce_sd_configs") or []]  # fmt: skip
+
+    role = '(labels.env = "prod") AND (labels.role = "{}") AND (status = "RUNNING")'
+    # info and data: only discovered, never the inventory's members of the moment.
+    assert "static_configs" not in jobs["info"]
+    assert discovered("info") == [("fleetops-prod", z, role.format("info"), 5555) for z in zones]
+    assert discovered("data") == [("fleetops-prod", z, role.format("data"), 9876) for z in zones]
+    # node: the hosts Ansible names statically, the app instances discovered.
+    assert static("node") == {"bastion1", "lb1", "db1", "mon1"}
+    assert discovered("node") == [
+        ("fleetops-prod", z, role.format(t), 9100) for t in ("info", "data") for z in zones
+    ]
+    # The rest as before; a discovered target is labelled as a static one is.
+    assert static("haproxy") == {"lb1"}
+    assert static("mysqld") == {"db1"}
+    assert "gce_sd_configs" not in jobs["haproxy"]
+    assert jobs["info"]["relabel_configs"] == [
+        {
+            "source_labels": ["__meta_gce_instance_name"],
+            "regex": "(.+)",
+            "target_label": "instance",
+        },
+        {"source_labels": ["__meta_gce_label_role"], "regex": "(.+)", "target_label": "tier"},
+    ]
+    local = rendered / "prometheus-gce.yml"
+    local.write_text(yaml.safe_dump({**config, "rule_files": [str(rendered / "rules/*.yml")]}))
+    check = promtool("check", "config", local.name, cwd=rendered)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -79,10 +79,12 @@ SERVICE_ACCOUNT_SCOPES = (
 # delete a backup.
 BACKUP_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 BACKUP_WRITER_ROLE = "roles/storage.objectCreator"
-# The lb hosts read the app tiers' managed instance groups (their members and addresses) to
-# keep HAProxy's servers in step (roles/haproxy's reconciler): read-only Compute access.
-LB_READER_ROLE = "roles/compute.viewer"
-LB_READER_SCOPE = "https://www.googleapis.com/auth/compute.readonly"
+# Read-only Compute access for the hosts that follow the app tiers' managed instance groups:
+# the lb hosts keep HAProxy's servers in step with them (roles/haproxy's reconciler), the
+# monitoring hosts' Prometheus discovers their instances (gce_sd_configs).
+COMPUTE_READER_ROLE = "roles/compute.viewer"
+COMPUTE_READER_SCOPE = "https://www.googleapis.com/auth/compute.readonly"
+COMPUTE_READERS = ("lb", "monitoring")
 # Cloud Storage bucket names: 3-63 characters, lowercase, digits, "-", "_", "." (dotted names
 # need domain verification, so none here), starting and ending with a letter or digit.
 BUCKET_RE = re.compile(r"^[a-z0-9][-_a-z0-9]{1,61}[a-z0-9]$")
@@ -141,8 +143,16 @@ def _regions(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         for key in ("name", "zone", "subnet_cidr"):
             if not region.get(key):
                 raise GceStateError(f"region #{index} lacks {key!r}")
-        if not str(region["zone"]).startswith(region["name"] + "-"):
-            raise GceStateError(f"zone {region['zone']!r} is not in region {region['name']!r}")
+        # Every zone of the region, where its regional groups may place instances (Google picks
+        # them): Prometheus discovers the app instances zone by zone. The instances' zone is one.
+        zones = list(region.get("zones") or [region["zone"]])
+        for zone in [region["zone"], *zones]:
+            if not str(zone).startswith(region["name"] + "-"):
+                raise GceStateError(f"zone {zone!r} is not in region {region['name']!r}")
+        if region["zone"] not in zones:
+            raise GceStateError(
+                f"region {region['name']!r}: zones lacks its zone {region['zone']!r}"
+            )
         try:
             subnet = ipaddress.ip_network(region["subnet_cidr"])
         except ValueError:
@@ -170,6 +180,7 @@ def _regions(config: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "name": region["name"],
                 "short": region.get("short") or _region_short(region["name"]),
                 "zone": region["zone"],
+                "zones": zones,
                 "subnet": subnet,
                 "primary": bool(region.get("primary", index == 0)),
                 "counts": counts,
@@ -369,7 +380,10 @@ def _service_accounts(environment: str, project: str) -> list[dict[str, Any]]:
                 "tier": tier,
                 "name": f"{account_id}@{project}.iam.gserviceaccount.com",
                 "display_name": f"fleetops {environment} {tier}",
-                "roles": [*SERVICE_ACCOUNT_ROLES, *([LB_READER_ROLE] if tier == "lb" else [])],
+                "roles": [
+                    *SERVICE_ACCOUNT_ROLES,
+                    *([COMPUTE_READER_ROLE] if tier in COMPUTE_READERS else []),
+                ],
             }
         )
     return accounts
@@ -479,7 +493,7 @@ def _instances_and_disks(
                                 "scopes": [
                                     *SERVICE_ACCOUNT_SCOPES,
                                     *([BACKUP_SCOPE] if tier == "db" else []),
-                                    *([LB_READER_SCOPE] if tier == "lb" else []),
+                                    *([COMPUTE_READER_SCOPE] if tier in COMPUTE_READERS else []),
                                 ],
                             }
                         ],
