@@ -165,13 +165,14 @@ def test_only_the_captured_tier_gets_its_autoscaled_groups(desired):
     assert desired["app_tiers_without_image"] == ["data"]
     (image,) = desired["app_images"]
     assert image["name"].startswith("mol-info-1-0-0-mol-")
+    # Set a: no infra A/B has replaced them (playbooks/infra_ab.yml).
     groups = {g["name"]: g for g in desired["instance_group_managers"]}
-    assert set(groups) == {"mol-ew1-info", "mol-uc1-info"}
+    assert set(groups) == {"mol-ew1-info-a", "mol-uc1-info-a"}
     scalers = {a["name"]: a["autoscaling_policy"] for a in desired["autoscalers"]}
     for short, tiers in GROUPS.items():
         low, high = tiers["info"]
-        assert groups[f"mol-{short}-info"]["target_size"] == low
-        policy = scalers[f"mol-{short}-info"]
+        assert groups[f"mol-{short}-info-a"]["target_size"] == low
+        policy = scalers[f"mol-{short}-info-a"]
         assert (policy["min_num_replicas"], policy["max_num_replicas"]) == (low, high)
 
 
