@@ -565,10 +565,6 @@ def _app_sets(config: Mapping[str, Any]) -> dict[str, str]:
     return {tier: given.get(tier, APP_SETS[0]) for tier in APP_TIERS}
 
 
-def _other_set(chosen: str) -> str:
-    return APP_SETS[1 - APP_SETS.index(chosen)]
-
-
 def _group_name(environment: str, region: Mapping[str, Any], tier: str, chosen: str) -> str:
     return _check_name("group", f"{environment}-{region['short']}-{tier}-{chosen}")
 
