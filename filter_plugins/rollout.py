@@ -75,6 +75,14 @@ def set_reconcile_groups(
     return out
 
 
+def set_group(groups: Sequence[Mapping[str, Any]], backend: str, chosen: str) -> str:
+    """The name of ``backend``'s group of set ``chosen`` (an lb reconciles its own region's)."""
+    first = [g for g in groups if g.get("backend") == backend][:1]
+    if not first:
+        raise ValueError(f"no {backend} group among {[dict(g) for g in groups]}")
+    return str(set_reconcile_groups(first, backend, [chosen])[0]["group"])
+
+
 def set_servers(servers: Sequence[Mapping[str, str]], group: str) -> list[Mapping[str, str]]:
     """The servers (``haproxy_servers``' rows) that are instances of ``group``."""
     mine = re.compile(rf"^{re.escape(group)}-[a-z0-9]+$")
@@ -155,6 +163,7 @@ class FilterModule:
             "batch_plan": batch_plan,
             "gate_failures": gate_failures,
             "set_reconcile_groups": set_reconcile_groups,
+            "set_group": set_group,
             "set_servers": set_servers,
             "set_serving": set_serving,
         }

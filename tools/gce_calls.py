@@ -339,6 +339,10 @@ def _inventory(workdir: Path, hosts: Sequence[tuple[str, str]]) -> Path:
                 "gce_infra_image_tier": "info",
                 "gce_infra_image_release": "next",
                 "gce_infra_image_env": "JWT_SECRET=stand-in\n",
+                "gce_infra_image_journal": (
+                    "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"
+                    "-----BEGIN EC PRIVATE KEY-----\nstand-in\n-----END EC PRIVATE KEY-----\n"
+                ),
                 # The value is a stand-in: the module's own argument checks are what counts.
                 "gce_infra_hide_secrets": False,
             }

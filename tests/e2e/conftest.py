@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.monitoring import Monitoring
+from tests.e2e.web import fetch
+from tests.load import Call, SteadyLoad
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
@@ -176,3 +178,36 @@ def mon(fleet):
     }
     ca = ssl.create_default_context(cafile=str(ROOT / f".fleet/{fleet.name}/ca/ca.crt"))
     return Monitoring(fleet, ca, users)
+
+
+@pytest.fixture
+def token(fleet):
+    """An editor's token: it may convert and write quotes. Fresh for each test: a module's
+    tests on a busy machine outlast the token's hour (info_jwt_ttl_seconds), and the load's
+    conversions then fail with 401."""
+    status, _, body = fetch(
+        fleet.http + "/login",
+        data=json.dumps({"username": "noadmin", "password": "noPow3r"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 200, body
+    return json.loads(body)["data"]
+
+
+def user_load(fleet, token, *, writes: bool = False, seconds: float = 600) -> SteadyLoad:
+    """What users do: pages, health, version, conversions, quotes, logins (and writes)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    login = json.dumps({"username": "bob", "password": "thisIsNotAPasswordBob"}).encode()
+    calls: list[str | Call] = [
+        "/",
+        "/version",
+        Call("GET", "/cidr-to-mask?value=24", headers=auth),
+        "/quote",
+        Call("POST", "/login", login, {"Content-Type": "application/json"}),
+        Call("GET", "/mask-to-cidr?value=255.255.0.0", headers=auth),
+    ]
+    if writes:
+        quote = json.dumps({"author": "load", "text": "written during a rollout"}).encode()
+        admin = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        calls.append(Call("POST", "/quotes", quote, admin))
+    return SteadyLoad(fleet.port_base + 80, calls, workers=4, max_seconds=seconds)

@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.ansible_output import changes_by_play
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, user_load
+from tests.e2e.monitoring import wait_for_log
 from tests.e2e.web import fetch
 from tests.load import Call, SteadyLoad
 
@@ -84,39 +85,6 @@ def receiver(fleet):
     yield hook
     fleet.env.pop("FLEETOPS_WEBHOOKS", None)
     hook.server.shutdown()
-
-
-@pytest.fixture
-def token(fleet):
-    """An editor's token: it may convert and write quotes. Fresh for each test: a module's
-    tests on a busy machine outlast the token's hour (info_jwt_ttl_seconds), and the load's
-    conversions then fail with 401."""
-    status, _, body = fetch(
-        fleet.http + "/login",
-        data=json.dumps({"username": "noadmin", "password": "noPow3r"}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    assert status == 200, body
-    return json.loads(body)["data"]
-
-
-def user_load(fleet, token, *, writes: bool = False, seconds: float = 600) -> SteadyLoad:
-    """What users do: pages, health, version, conversions, quotes, logins (and writes)."""
-    auth = {"Authorization": f"Bearer {token}"}
-    login = json.dumps({"username": "bob", "password": "thisIsNotAPasswordBob"}).encode()
-    calls: list[str | Call] = [
-        "/",
-        "/version",
-        Call("GET", "/cidr-to-mask?value=24", headers=auth),
-        "/quote",
-        Call("POST", "/login", login, {"Content-Type": "application/json"}),
-        Call("GET", "/mask-to-cidr?value=255.255.0.0", headers=auth),
-    ]
-    if writes:
-        quote = json.dumps({"author": "load", "text": "written during a rollout"}).encode()
-        admin = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-        calls.append(Call("POST", "/quotes", quote, admin))
-    return SteadyLoad(fleet.port_base + 80, calls, workers=4, max_seconds=seconds)
 
 
 def build(version: str, patch=None) -> str:
@@ -559,8 +527,8 @@ def image_files(fleet, image: str) -> str:
     """What a golden image holds where secrets and host identity would be, as one listing."""
     return fleet.podman(
         "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c",
-        "ls /etc/fleetops /etc/ssh; wc -c < /etc/machine-id;"
-        " ls /var/lib/fleetops-boot 2>&1 || true",
+        "ls /etc/fleetops /etc/ssh /etc/fleetops/journal-upload /var/lib/systemd/journal-upload;"
+        " wc -c < /etc/machine-id; ls /var/lib/fleetops-boot 2>&1 || true",
     ).stdout  # fmt: skip
 
 
@@ -591,6 +559,13 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
             host: fleet.sh(host, "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub").stdout
             for host in grown
         }
+        # Every new node ships its journal to both monitoring hosts from the start (a golden
+        # image's nodes with the credentials the platform kept, not ones in the image).
+        new = sorted(set(grown) - set(before))
+        marker = f"fleetops-scaled-{tier}-{time.time_ns()}"
+        for host in new:
+            fleet.sh(host, f"logger {marker}")
+        shipped = wait_for_log(fleet, marker, set(new))
         worker_after_out = haproxy_worker_pid(fleet)
         served_before = backend_sessions(fleet, tier)
         # What is on disk is what HAProxy runs: a reload (any later site.yml's) keeps them.
@@ -619,6 +594,10 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
         assert "boot.json" in listing, listing
         assert "info.env" not in listing
         assert not [name for name in listing if name.startswith("ssh_host_")], listing
+        # Nor the builder's journal credentials or cursors (the platform keeps the former).
+        assert "upload.key" not in listing
+        assert "upload.pem" not in listing
+        assert not [name for name in listing if name.startswith("state-")], listing
         assert "0" in listing  # an empty machine id
         assert any("No such file" in line for line in listing), listing
         assert scaled_out["started_from"] == f"golden image {image}"
@@ -630,7 +609,7 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
         assert scaled_out["started_from"] == "converge"
         print(f"(h) ready after start: converged {scaled_out['ready_seconds']} s")
     # Out: new hosts of the tier's release, UP in HAProxy and on disk, without a reload.
-    new = sorted(set(grown) - set(before))
+    assert all(set(new) <= hosts for hosts in shipped.values()), shipped
     assert len(grown) == peak
     assert set(before) < set(grown)
     assert grown_running == {host: version for host in grown}

@@ -8,7 +8,9 @@ those APIs require it (the metadata header, the bearer token).
 from __future__ import annotations
 
 import base64
+import grp
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -78,28 +80,80 @@ def test_a_boot_without_the_platform_secret_fails_and_writes_nothing(tmp_path):
         boot.boot(settings, "10.0.0.7")
     assert not (tmp_path / "info.env").exists()
     with pytest.raises(boot.BootError, match="unknown platform"):
-        boot.read_env({**settings, "platform": "aws"})
+        boot.read_secret({**settings, "platform": "aws"}, "x")
 
 
-def test_a_gce_boot_reads_the_secret_named_in_the_metadata(tmp_path):
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+CA = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n"
+
+
+def test_a_credentials_bundle_splits_into_its_certificates_and_its_one_key():
+    assert boot.split_pem(KEY + CERT + CA) == (CERT + CA, KEY)
+    assert boot.split_pem(CERT.rstrip() + "\n" + KEY.replace("EC ", "")) == (
+        CERT, KEY.replace("EC ", "")
+    )  # fmt: skip
+    for bad in ("", CERT, KEY, CERT + KEY + KEY, "not a pem"):
+        with pytest.raises(boot.BootError, match="one key and its certificate"):
+            boot.split_pem(bad)
+
+
+def test_the_journal_credentials_are_written_for_the_uploaders_group(tmp_path):
+    group = grp.getgrgid(os.getgid()).gr_name
+    settings = {
+        **_settings(tmp_path),
+        "journal": {
+            "secret": str(tmp_path / "journal"),
+            "cert": str(tmp_path / "upload.pem"),
+            "key": str(tmp_path / "upload.key"),
+            "group": group,
+        },
+    }
+    (tmp_path / "secret").write_text(ENV)
+    # The image holds no credentials: without the platform's, the node does not boot.
+    with pytest.raises(boot.BootError, match="no secret"):
+        boot.boot(settings, "10.0.0.7")
+    (tmp_path / "journal").write_text(CERT + KEY)
+    written = boot.boot(settings, "10.0.0.7")
+    assert written[:3] == [settings["env_file"], str(tmp_path / "upload.pem"),
+                           str(tmp_path / "upload.key")]  # fmt: skip
+    assert (tmp_path / "upload.pem").read_text() == CERT
+    assert (tmp_path / "upload.key").read_text() == KEY
+    assert (tmp_path / "upload.key").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "upload.pem").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "upload.key").stat().st_gid == grp.getgrnam(group).gr_gid
+
+
+def test_a_gce_boot_reads_the_secrets_named_in_the_metadata(tmp_path):
     asked: list[str] = []
+    secrets = {"prod-info-env": ENV, "prod-info-journal": CERT + KEY}
 
     def fetch(url: str, headers: dict[str, str]) -> bytes:
         asked.append(url)
         if url.startswith(boot.GCE_METADATA):
             assert headers == {"Metadata-Flavor": "Google"}
-            if url.endswith("/instance/attributes/fleetops-env-secret"):
-                return b"projects/p/secrets/prod-info-env"
+            if "/instance/attributes/fleetops-" in url:
+                kind = url.rsplit("/fleetops-", 1)[1].removesuffix("-secret")
+                return f"projects/p/secrets/prod-info-{kind}".encode()
             assert url.endswith("/instance/service-accounts/default/token")
             return json.dumps({"access_token": "tok", "expires_in": 3599}).encode()
-        assert url == f"{boot.SM_API}/projects/p/secrets/prod-info-env/versions/latest:access"
+        name = url.removeprefix(f"{boot.SM_API}/projects/p/secrets/")
+        assert name.endswith("/versions/latest:access")
         assert headers == {"Authorization": "Bearer tok"}
-        return json.dumps({"payload": {"data": base64.b64encode(ENV.encode()).decode()}}).encode()
+        value = secrets[name.removesuffix("/versions/latest:access")]
+        return json.dumps({"payload": {"data": base64.b64encode(value.encode()).decode()}}).encode()
 
     settings = _settings(tmp_path, "gce", "fleetops-env-secret")
+    settings["journal"] = {
+        "secret": "fleetops-journal-secret",
+        "cert": str(tmp_path / "upload.pem"),
+        "key": str(tmp_path / "upload.key"),
+        "group": grp.getgrgid(os.getgid()).gr_name,
+    }
     boot.boot(settings, "10.0.0.8", fetch)
     assert (tmp_path / "info.env").read_text() == ENV.replace("10.0.0.40", "10.0.0.8")
-    assert len(asked) == 3
+    assert (tmp_path / "upload.key").read_text() == KEY
+    assert len(asked) == 6
 
 
 def test_main_marks_the_node_booted_only_after_a_boot(tmp_path, capsys):

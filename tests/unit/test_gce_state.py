@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import re
 
 import pytest
@@ -700,9 +701,11 @@ def test_a_tier_without_an_image_has_no_group_yet(state):
     assert state["app_tiers_without_image"] == ["info", "data"]
     for key in ("app_images", "instance_templates", "instance_group_managers", "autoscalers"):
         assert state[key] == [], key
-    # What capturing needs is there from the start: a builder, a secret, the health check.
+    # What capturing needs is there from the start: a builder, its secrets, the health check.
     assert [b["tier"] for b in state["image_builders"]] == ["info", "data"]
-    assert [s["tier"] for s in state["app_secrets"]] == ["info", "data"]
+    assert [(s["tier"], s["kind"]) for s in state["app_secrets"]] == [
+        ("info", "env"), ("info", "journal"), ("data", "env"), ("data", "journal")
+    ]  # fmt: skip
     assert [c["tier"] for c in state["app_health_checks"]] == ["info", "data"]
 
 
@@ -714,7 +717,7 @@ def test_each_region_runs_each_tier_as_an_autoscaled_group_of_its_image(env):
     builders = {b["tier"]: b for b in state["image_builders"]}
     templates = {t["self_link"]: t for t in state["instance_templates"]}
     checks = {c["tier"]: c for c in state["app_health_checks"]}
-    secrets = {s["tier"]: s for s in state["app_secrets"]}
+    secrets = {(s["tier"], s["kind"]): s for s in state["app_secrets"]}
     accounts = {a["tier"]: a["name"] for a in state["service_accounts"]}
     scalers = {a["target"]: a for a in state["autoscalers"]}
     subnets = {s["region"]: s["name"] for s in state["subnets"]}
@@ -741,8 +744,12 @@ def test_each_region_runs_each_tier_as_an_autoscaled_group_of_its_image(env):
                 f"/regions/{region['name']}/subnetworks/{subnets[region['name']]}"
             )
             assert "access_configs" not in props["network_interfaces"][0]
-            # First boot reads the tier's environment from its secret, as its own account.
-            assert props["metadata"]["fleetops-env-secret"] == secrets[tier]["resource"]
+            # First boot reads the tier's environment and journal credentials from its
+            # secrets, as its own account.
+            for kind in ("env", "journal"):
+                resource = secrets[(tier, kind)]["resource"]
+                assert props["metadata"][f"fleetops-{kind}-secret"] == resource
+                assert resource.endswith(f"/secrets/{env}-{tier}-{kind}")
             assert props["service_accounts"][0]["email"] == accounts[tier]
             assert "user-data" not in props["metadata"]
             # Created at the minimum; the autoscaler keeps it between min and max, on CPU,
@@ -763,12 +770,25 @@ def test_each_region_runs_each_tier_as_an_autoscaled_group_of_its_image(env):
     assert (checks["data"]["port"], checks["data"]["request_path"]) == (9876, "/api/health")
 
 
-def test_only_a_tiers_own_account_reads_its_secret(state):
+def test_only_a_tiers_own_account_reads_its_secrets(state):
     accounts = {a["tier"]: a["name"] for a in state["service_accounts"]}
     for secret in state["app_secrets"]:
         assert secret["readers"] == [
             {"name": accounts[secret["tier"]], "roles": ["roles/secretmanager.secretAccessor"]}
         ]
+
+
+def test_each_secret_gets_the_bindings_its_policy_lacks(state):
+    env, journal = [s for s in state["app_secrets"] if s["tier"] == "info"]
+    reader = f"serviceAccount:{env['readers'][0]['name']}"
+    granted = {"bindings": [{"role": "roles/secretmanager.secretAccessor", "members": [reader]}]}
+    # The loop of get-iam-policy over the tier's secrets, as Ansible registers it.
+    results = [{"item": env, "stdout": json.dumps(granted)}, {"item": journal, "stdout": "{}"}]
+    assert gce.gce_secret_bindings(results) == [
+        {"secret": journal["name"], "role": "roles/secretmanager.secretAccessor", "member": reader}
+    ]
+    assert gce.gce_secret_bindings(results[:1]) == []
+    assert gce.FilterModule().filters()["gce_secret_bindings"] is gce.gce_secret_bindings
 
 
 def test_a_builder_is_never_a_member_of_its_tier(state):

@@ -909,3 +909,34 @@ def test_each_member_carries_the_release_its_instance_metadata_names():
     cloud.releases["i-a"] = "2.0+x"
     members = compute(cloud).members("europe-west1", "info-mig", 5555)
     assert [(m.name, m.release) for m in members] == [("i-a", "2.0+x"), ("i-b", "")]
+
+
+def test_a_member_is_enabled_only_once_its_ready_path_answers_too(tmp_path):
+    # An autoscaled instance booted from the image gets its secrets at boot: alive (health) is
+    # not enough, info's /_ready proves it reaches data with the token it booted with.
+    haproxy = FakeHAProxy([Server("a", "10.0.0.1", 5555)])
+    ready = {"10.0.0.5"}
+    asked = []
+
+    def gate(address, port, path):
+        asked.append((address, path))
+        return path == "/_health" or address in ready
+
+    group = Members(
+        [member("a", "10.0.0.1"), member("good", "10.0.0.5"), member("alone", "10.0.0.6")]
+    )
+    run = reconciler(tmp_path, haproxy, group, gate, ready_path={"info": "/_ready"})
+    assert run.run()
+    assert sorted(asked) == [
+        ("10.0.0.5", "/_health"), ("10.0.0.5", "/_ready"),
+        ("10.0.0.6", "/_health"), ("10.0.0.6", "/_ready"),
+    ]  # fmt: skip
+    assert haproxy.servers_["good"].serving
+    assert haproxy.servers_["alone"].in_maint
+    # Once it reaches data, the next pass enables it.
+    ready.add("10.0.0.6")
+    assert run.run()
+    assert haproxy.servers_["alone"].serving
+    # Without a ready path (data's backend, or settings that name none): health alone.
+    bare = {"project": "p", "groups": [], "server_options": {}, "health_path": {}}
+    assert lb.load_settings(bare).ready_path == {}

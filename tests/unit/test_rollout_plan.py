@@ -142,6 +142,7 @@ def test_the_filters_are_registered():
         "batch_plan",
         "gate_failures",
         "set_reconcile_groups",
+        "set_group",
         "set_servers",
         "set_serving",
     }
@@ -183,6 +184,21 @@ def test_the_reconcilers_follow_info_of_the_sets_asked_and_data_as_it_is():
     for bad in ([], ["c"], ["a", "x"]):
         with pytest.raises(ValueError, match="sets must be some of"):
             rollout.set_reconcile_groups(RECONCILE, "info", bad)
+
+
+def test_a_sets_group_is_named_from_whichever_set_the_lb_follows():
+    both = rollout.set_reconcile_groups(RECONCILE, "info", ["a", "b"])
+    assert rollout.set_group(RECONCILE, "info", "b") == "prod-ew1-info-b"
+    assert rollout.set_group(both, "info", "a") == "prod-ew1-info-a"
+    assert rollout.set_group(both, "data", "b") == "prod-ew1-data-b"
+    with pytest.raises(ValueError, match="no info group"):
+        rollout.set_group(RECONCILE[1:], "info", "a")
+
+
+def test_the_playbooks_sets_are_the_infrastructures():
+    # Two modules that cannot import each other (a playbook's filters, a role's): one truth.
+    gce = load_module("roles/gce_infra/filter_plugins/gce_state.py")
+    assert rollout.GROUP_SETS == gce.APP_SETS
 
 
 def test_a_set_serves_once_as_many_of_its_instances_as_its_group_has_are_up_and_checked():

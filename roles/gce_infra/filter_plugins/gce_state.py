@@ -61,9 +61,12 @@ AUTOSCALING = {
     "autoheal_delay_seconds": 180,
 }
 # An app instance reads its environment (its secrets) at first boot from Secret Manager, which
-# has no narrower OAuth scope than cloud-platform: IAM limits it to its tier's one secret.
+# has no narrower OAuth scope than cloud-platform: IAM limits it to its tier's secrets.
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 SECRET_ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"  # noqa: S105 (a role's name)
+# A tier's secrets: its service's environment, and the client certificate and key its nodes
+# ship their journals with (the image's builder's, taken out of the image).
+APP_SECRET_KINDS = ("env", "journal")
 # Google's fixed ranges: IAP TCP forwarding (SSH through `gcloud compute start-iap-tunnel`) and
 # the front ends / health checkers of the global external load balancer.
 IAP_RANGE = "35.235.240.0/20"
@@ -600,8 +603,10 @@ def _app_groups(
     - ``instance_templates``: per region and tier, versioned by the release (a template is
       immutable: a new release is a new template, and rolling it through the group is a
       rollout);
-    - ``app_secrets``: per tier, the Secret Manager secret its instances read their environment
-      from at first boot (named in the template's metadata), readable by its account only;
+    - ``app_secrets``: per tier and kind (``env``, ``journal``), the Secret Manager secrets its
+      instances read at first boot (named in the template's metadata): the service's
+      environment, the journal uploaders' client certificate and key; readable by its account
+      only;
     - ``app_health_checks``: autohealing's check of the service itself, on its own port;
     - ``instance_group_managers`` and ``autoscalers``: per region and tier with an image.
     """
@@ -639,18 +644,22 @@ def _app_groups(
                 "self_link": f"{zone_link}/instances/{builder}",
             }
         )
-        secret = _check_name("secret", f"{environment}-{tier}-env")
-        secrets.append(
-            {
-                "tier": tier,
-                "name": secret,
-                "resource": f"projects/{project}/secrets/{secret}",
-                "labels": {**labels, "role": tier},
-                "readers": [
-                    {"name": accounts[tier], "roles": [SECRET_ACCESSOR_ROLE]},
-                ],
-            }
-        )
+        tier_secrets = {}
+        for kind in APP_SECRET_KINDS:
+            secret = _check_name("secret", f"{environment}-{tier}-{kind}")
+            tier_secrets[kind] = f"projects/{project}/secrets/{secret}"
+            secrets.append(
+                {
+                    "tier": tier,
+                    "kind": kind,
+                    "name": secret,
+                    "resource": tier_secrets[kind],
+                    "labels": {**labels, "role": tier},
+                    "readers": [
+                        {"name": accounts[tier], "roles": [SECRET_ACCESSOR_ROLE]},
+                    ],
+                }
+            )
         check = f"{environment}-{tier}-autoheal"
         checks.append(
             {
@@ -699,8 +708,8 @@ def _app_groups(
                 "service_accounts": [{"email": accounts[tier], "scopes": [CLOUD_PLATFORM_SCOPE]}],
                 "metadata": {
                     "enable-oslogin": "TRUE",
-                    # roles/image_boot's first boot reads the environment from here.
-                    "fleetops-env-secret": secrets[-1]["resource"],
+                    # roles/image_boot's first boot reads its secrets from these.
+                    **{f"fleetops-{kind}-secret": tier_secrets[kind] for kind in APP_SECRET_KINDS},
                     "fleetops-release": release,
                     **(_data_lbs(project, environment, region, ports) if tier == "info" else {}),
                 },
@@ -1126,6 +1135,18 @@ def gce_missing_bindings(
     ]
 
 
+def gce_secret_bindings(results: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The bindings each secret still lacks, from a loop of ``gcloud secrets get-iam-policy``
+    over the secrets (registered: each result's ``item`` the secret, ``stdout`` its policy)."""
+    return [
+        {"secret": result["item"]["name"], **binding}
+        for result in results
+        for binding in gce_missing_bindings(
+            json.loads(result["stdout"] or "{}"), result["item"]["readers"]
+        )
+    ]
+
+
 # --- what exists (lookups' results) -------------------------------------------------------
 
 # gcloud's own message when the router exists but has no NAT of that name
@@ -1276,6 +1297,7 @@ class FilterModule:
             "gce_desired_state": gce_desired_state,
             "gce_instance_name": instance_name,
             "gce_missing_bindings": gce_missing_bindings,
+            "gce_secret_bindings": gce_secret_bindings,
             "gce_nat_outcome": gce_nat_outcome,
             "gce_nats_to_create": gce_nats_to_create,
             "gce_disks_without_snapshots": gce_disks_without_snapshots,

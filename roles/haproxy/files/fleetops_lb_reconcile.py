@@ -695,6 +695,9 @@ class Settings:
     # Where each backend's service says its release (info /version, data /metrics: its version
     # label; /api/version needs the service token), checked against the member's release.
     version_path: Mapping[str, str] = field(default_factory=dict)
+    # Where each backend's service says it can serve, beyond being alive (info /_ready: data
+    # answers with the token the instance booted with). Checked after health.
+    ready_path: Mapping[str, str] = field(default_factory=dict)
     admin_socket: str = "/run/haproxy/admin.sock"
     config_file: str = "/etc/haproxy/haproxy.cfg"
     state_file: str = "/var/lib/fleetops-lb-reconcile/state.json"
@@ -738,6 +741,7 @@ def load_settings(data: Mapping[str, Any]) -> Settings:
             server_options={str(k): str(v) for k, v in data["server_options"].items()},
             health_path={str(k): str(v) for k, v in data["health_path"].items()},
             version_path={str(k): str(v) for k, v in data.get("version_path", {}).items()},
+            ready_path={str(k): str(v) for k, v in data.get("ready_path", {}).items()},
             max_remove=int(data.get("max_remove", defaults.max_remove)),
             min_up=int(data.get("min_up", defaults.min_up)),
             period_seconds=float(data.get("period_seconds", defaults.period_seconds)),
@@ -911,23 +915,13 @@ class Reconciler:
             where = f"{action.address}:{action.port}"
             log.info("%s: added at %s in maintenance (%s)", server, where, action.reason)
         elif action.kind == "gate":
-            path = self.settings.health_path[action.backend]
-            version = self.settings.version_path.get(action.backend, "")
-            if not self.gate(action.address, action.port, path):
-                log.info("%s: stays in maintenance: %s not 200 yet", server, path)
-            elif (
-                action.release
-                and version
-                and not self.version_gate(action.address, action.port, version, action.release)
-            ):
-                # Another release than its template's: an image that does not hold what its
-                # name says, or a boot that went wrong. It never takes a request.
-                log.warning("%s: stays in maintenance: %s does not name %s", server, version,
-                            action.release)  # fmt: skip
+            why = self._not_ready(action)
+            if why:
+                log.info("%s: stays in maintenance: %s", server, why)
             else:
                 self.runtime.expect(f"set server {server} state ready", "")
                 pending.discard(action.server)
-                log.info("%s: enabled (%s answered 200, release %s)", server, path,
+                log.info("%s: enabled (gate passed, release %s)", server,
                          action.release or "not named")  # fmt: skip
         elif action.kind == "readdress":
             answer = self.runtime(f"set server {server} addr {action.address} port {action.port}")
@@ -947,6 +941,24 @@ class Reconciler:
             drains.pop(action.server, None)
             pending.discard(action.server)
             log.info("%s: deleted (%s)", server, action.reason)
+
+    def _not_ready(self, action: Action) -> str | None:
+        """Why the member may not take requests yet (None: it may): the gate a rollout makes,
+        health, then the service's readiness (its dependencies, with the secrets it booted
+        with), then the release its template names."""
+        backend, address, port = action.backend, action.address, action.port
+        health = self.settings.health_path[backend]
+        if not self.gate(address, port, health):
+            return f"{health} not 200 yet"
+        ready = self.settings.ready_path.get(backend, "")
+        if ready and not self.gate(address, port, ready):
+            return f"{ready} not 200 yet (a dependency, or the secrets it booted with)"
+        version = self.settings.version_path.get(backend, "")
+        named = bool(action.release and version)
+        if named and not self.version_gate(address, port, version, action.release):
+            # An image that does not hold what its name says, or a boot that went wrong.
+            return f"{version} does not name {action.release}"
+        return None
 
     def _delete(self, server: str) -> None:
         # A server just put in maintenance may keep an idle connection a moment; if it still

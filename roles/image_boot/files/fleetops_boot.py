@@ -5,9 +5,10 @@ The image holds everything a node of its tier runs except what is secret or belo
 host. Before the service starts, this reads those from the platform and writes them where the
 roles would have:
 
-- the service's environment file (its secrets and settings), from the platform's secret store:
-  locally a podman secret mounted at a path, on GCE a Secret Manager secret named in the
-  instance's metadata, read with the instance's own service account;
+- the service's environment file (its secrets and settings), and the journal uploaders' client
+  certificate and key, from the platform's secret store: locally podman secrets mounted at a
+  path, on GCE Secret Manager secrets named in the instance's metadata, read with the
+  instance's own service account;
 - this host's address, wherever the image carries the address of the host it was captured from
   (BIND_HOST in the environment file, node_exporter's listen address): the address the kernel
   uses for the default route, which is the platform's address for the node;
@@ -22,6 +23,7 @@ Standard library only: it runs with Debian's python3 before anything else of our
 from __future__ import annotations
 
 import base64
+import grp
 import hashlib
 import json
 import os
@@ -95,17 +97,34 @@ def gce_attribute(key: str, fetch: Fetch = _http_fetch, metadata: str = GCE_META
     return fetch(f"{metadata}/instance/attributes/{key}", {"Metadata-Flavor": "Google"}).decode()
 
 
-def read_env(settings: dict[str, Any], fetch: Fetch = _http_fetch) -> str:
-    """The service's environment file as the platform holds it."""
+def read_secret(settings: dict[str, Any], source: str, fetch: Fetch = _http_fetch) -> str:
+    """A secret as the platform holds it: ``source`` is where podman mounted it (local), or
+    the instance metadata attribute that names it (gce)."""
     platform = settings["platform"]
     if platform == "local":
-        path = Path(settings["env_secret"])
+        path = Path(source)
         if not path.is_file():
             raise BootError(f"the platform gave no secret at {path} (podman --secret)")
         return path.read_text()
     if platform == "gce":
-        return gce_secret(gce_attribute(settings["env_secret"], fetch), fetch)
+        return gce_secret(gce_attribute(source, fetch), fetch)
     raise BootError(f"unknown platform {platform!r}")
+
+
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+
+
+def split_pem(text: str) -> tuple[str, str]:
+    """The certificates (chain order kept) and the one private key of a PEM bundle."""
+    certs, keys = [], []
+    for block in _PEM.finditer(text):
+        (keys if block.group(1).endswith("PRIVATE KEY") else certs).append(block.group(0) + "\n")
+    if not certs or len(keys) != 1:
+        raise BootError(
+            f"the journal credentials hold {len(certs)} certificate(s) and {len(keys)} private"
+            " key(s): one key and its certificate were expected"
+        )
+    return "".join(certs), keys[0]
 
 
 def data_urls(
@@ -142,12 +161,27 @@ def region_env(
     return set_env_value(env, "DATA_FALLBACK_URLS", ",".join(urls[1:]))
 
 
-def write_private(path: Path, text: str, mode: int) -> None:
-    """Replace ``path`` atomically (a rename in its directory), root-owned with ``mode``."""
+def write_private(path: Path, text: str, mode: int, group: str = "") -> None:
+    """Replace ``path`` atomically (a rename in its directory), owned by whoever runs this
+    (root at boot) and ``group`` when named, with ``mode``."""
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
         handle.write(text)
+    if group:
+        os.chown(handle.name, -1, grp.getgrnam(group).gr_gid)
     os.chmod(handle.name, mode)
     os.replace(handle.name, path)
+
+
+def write_journal_credentials(settings: dict[str, Any], fetch: Fetch = _http_fetch) -> list[str]:
+    """The journal uploaders' certificate and key (the image's builder's, which the capture took
+    out) from the platform, readable by the uploaders' group; the paths written."""
+    journal = settings.get("journal")
+    if not journal:
+        return []
+    cert, key = split_pem(read_secret(settings, journal["secret"], fetch))
+    write_private(Path(journal["cert"]), cert, 0o644, journal["group"])
+    write_private(Path(journal["key"]), key, 0o640, journal["group"])
+    return [journal["cert"], journal["key"]]
 
 
 def boot(
@@ -158,9 +192,10 @@ def boot(
 ) -> list[str]:
     """Write the node's files from ``settings`` for a node at ``address``; the paths written."""
     env_path = Path(settings["env_file"])
-    env = region_env(read_env(settings, fetch), settings, socket.gethostname(), fetch, resolve)
+    env = read_secret(settings, settings["env_secret"], fetch)
+    env = region_env(env, settings, socket.gethostname(), fetch, resolve)
     write_private(env_path, set_env_value(env, "BIND_HOST", address), 0o600)
-    written = [str(env_path)]
+    written = [str(env_path), *write_journal_credentials(settings, fetch)]
     for name in settings.get("address_files", []):
         path = Path(name)
         text = path.read_text()

@@ -11,8 +11,11 @@ from typing import Any
 
 from waitress.server import create_server
 
+from fleetops_common.lameduck import LameDuck
+
 # Bodies larger than this are refused by waitress before the app reads them.
 MAX_REQUEST_BODY = 1024 * 1024
+_DRAIN_TICK = 0.2
 
 
 @dataclass(frozen=True)
@@ -41,17 +44,40 @@ def build_server(app: Any, settings: ServerSettings) -> Any:
     )
 
 
-def serve_forever(server: Any, name: str) -> None:
+def serve_forever(server: Any, name: str, lame_duck: LameDuck | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then let in-flight requests finish and return.
 
+    With a ``lame_duck``, SIGTERM first drains (see lameduck.py): a timer looks every
+    ``_DRAIN_TICK`` seconds whether the drain is over. SIGINT, or a second SIGTERM, stops at once.
     waitress turns a SystemExit raised inside its loop into an orderly shutdown of its
-    worker threads, so the handler only has to raise it.
+    worker threads, so the handlers only have to raise it.
     """
     log = logging.getLogger(name)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received signal %d, shutting down", signum)
-        raise SystemExit(0)
+        if lame_duck is None or signum != signal.SIGTERM or lame_duck.draining:
+            log.info("received signal %d, shutting down", signum)
+            raise SystemExit(0)
+        settings = lame_duck.settings
+        log.info(
+            "received signal %d, draining: health answers 503 until no request for %gs"
+            " (at most %gs)",
+            signum,
+            settings.quiet_seconds,
+            settings.max_seconds,
+        )
+        lame_duck.begin()
+        duck = lame_duck
+
+        def look(_signum: int, _frame: FrameType | None) -> None:
+            reason = duck.over()
+            if reason is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                log.info("drained (%s), shutting down", reason)
+                raise SystemExit(0)
+
+        signal.signal(signal.SIGALRM, look)
+        signal.setitimer(signal.ITIMER_REAL, _DRAIN_TICK, _DRAIN_TICK)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fleetops_common.envconfig import ConfigError
+from fleetops_common.lameduck import LameDuck
 from fleetops_common.server import build_server, configure_logging, serve_forever
 from fleetops_data import migrate as migrations
 from fleetops_data import seed as seeding
@@ -21,12 +22,15 @@ from fleetops_data.store import Store, UserExistsError
 from fleetops_data.validation import ROLES, ValidationError
 
 NAME = "fleetops-data"
+# What HAProxy and the instance groups' autohealing check: 503 while draining.
+HEALTH_PATHS = ("/api/health",)
 
 
 def _serve(config: Config, store: Store, _args: argparse.Namespace) -> int:
     configure_logging()
-    server = build_server(build_app(config, store), config.server_settings())
-    serve_forever(server, NAME)
+    lame_duck = LameDuck(config.drain, HEALTH_PATHS)
+    server = build_server(lame_duck.wrap(build_app(config, store)), config.server_settings())
+    serve_forever(server, NAME, lame_duck)
     return 0
 
 

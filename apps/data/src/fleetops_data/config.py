@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fleetops_common.envconfig import ConfigError, app_version, env_float, env_int, env_str
+from fleetops_common.lameduck import DrainSettings
 from fleetops_common.server import ServerSettings
 
 # Long enough that guessing is hopeless; Vault generates much longer ones.
@@ -34,6 +35,8 @@ class Config:
     kdf_workers: int
     kdf_waiting: int
     kdf_wait_seconds: float
+    # How a SIGTERM drains (lameduck.py).
+    drain: DrainSettings = field(default_factory=DrainSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], cpus: int | None = None) -> Config:
@@ -81,6 +84,7 @@ class Config:
             kdf_workers=kdf_workers,
             kdf_waiting=kdf_waiting,
             kdf_wait_seconds=env_float(env, "KDF_WAIT_SECONDS", 1.0, minimum=0.0, maximum=30.0),
+            drain=DrainSettings.from_env(env),
         )
 
     def server_settings(self) -> ServerSettings:

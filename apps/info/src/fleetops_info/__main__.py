@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from fleetops_common.envconfig import ConfigError
+from fleetops_common.lameduck import LameDuck
 from fleetops_common.server import build_server, configure_logging, serve_forever
 from fleetops_info.app import build_app
 from fleetops_info.config import Config
@@ -27,7 +28,12 @@ configuration (environment variables):
   DATA_API_TOKEN        service token for data, at least 16 characters (required)
   DATA_CONNECT_TIMEOUT  seconds to connect to data (1.0)
   DATA_TIMEOUT          seconds to wait for data's answer (3.0)
+  DRAIN_QUIET_SECONDS   on SIGTERM, /_health answers 503 and the service stops once no
+                        request came for this long (2.0)...
+  DRAIN_MAX_SECONDS     ...or after this long (20.0; 0 stops at once)
 """
+# What HAProxy and the instance groups' autohealing check: 503 while draining.
+HEALTH_PATHS = ("/_health", "/_ready")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,8 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fleetops-info: configuration error: {exc}", file=sys.stderr)
         return 2
     data = DataClient.from_config(config)
+    lame_duck = LameDuck(config.drain, HEALTH_PATHS)
     try:
-        server = build_server(build_app(config, data), config.server_settings())
+        server = build_server(lame_duck.wrap(build_app(config, data)), config.server_settings())
     except OSError as exc:
         print(
             f"fleetops-info: cannot listen on {config.bind_host}:{config.port}: {exc.strerror}",
@@ -54,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     try:
-        serve_forever(server, "fleetops-info")
+        serve_forever(server, "fleetops-info", lame_duck)
     finally:
         server.close()
         data.close()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from fleetops_common.envconfig import ConfigError, app_version, env_float, env_int, env_str
+from fleetops_common.lameduck import DrainSettings
 from fleetops_common.server import ServerSettings
 
 
@@ -71,6 +72,8 @@ class Config:
     data_timeout: float
     # Where to go when data_url does not accept a connection (the region's other lbs).
     data_fallback_urls: tuple[DataURL, ...] = ()
+    # How a SIGTERM drains (lameduck.py).
+    drain: DrainSettings = field(default_factory=DrainSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -92,6 +95,7 @@ class Config:
             data_fallback_urls=parse_data_urls(
                 "DATA_FALLBACK_URLS", env_str(env, "DATA_FALLBACK_URLS", "")
             ),
+            drain=DrainSettings.from_env(env),
         )
 
     def server_settings(self) -> ServerSettings:

@@ -1,0 +1,174 @@
+"""A SIGTERM drains: health fails at once, requests are served until none come, then it stops."""
+
+import http.client
+import os
+import signal
+import threading
+import time
+
+import bottle
+import pytest
+
+from fleetops_common.envconfig import ConfigError
+from fleetops_common.lameduck import DrainSettings, LameDuck, drained
+from fleetops_common.server import ServerSettings, build_server, serve_forever
+
+SETTINGS = DrainSettings(quiet_seconds=2.0, max_seconds=20.0)
+
+
+@pytest.mark.parametrize(
+    ("now", "last_request", "in_flight", "expected"),
+    [
+        (100.0, 99.0, 0, None),  # a request ended a second ago: not quiet yet
+        (100.0, 98.0, 0, "quiet"),
+        (100.0, 50.0, 1, None),  # one still running, however long ago it came
+        (120.0, 119.9, 3, "limit"),  # the bound holds whatever the traffic
+        (100.0, float("-inf"), 0, "quiet"),  # never a request (drained before): at once
+    ],
+)
+def test_drained_is_quiet_or_at_the_limit(now, last_request, in_flight, expected):
+    verdict = drained(
+        now=now, since=100.0, last_request=last_request, in_flight=in_flight, settings=SETTINGS
+    )
+    assert verdict == expected
+
+
+def test_drain_settings_from_env():
+    assert DrainSettings.from_env({}) == DrainSettings(2.0, 20.0)
+    assert DrainSettings.from_env({"DRAIN_QUIET_SECONDS": "1", "DRAIN_MAX_SECONDS": "0"}) == (
+        DrainSettings(1.0, 0.0)
+    )
+    with pytest.raises(ConfigError, match="DRAIN_MAX_SECONDS"):
+        DrainSettings.from_env({"DRAIN_QUIET_SECONDS": "5", "DRAIN_MAX_SECONDS": "3"})
+    with pytest.raises(ConfigError, match="DRAIN_QUIET_SECONDS"):
+        DrainSettings.from_env({"DRAIN_QUIET_SECONDS": "0"})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def call(app, path):
+    statuses = []
+    body = b"".join(app({"PATH_INFO": path}, lambda status, headers: statuses.append(status)))
+    return statuses[0][:3], body
+
+
+def test_the_middleware_fails_health_only_while_draining_and_counts_the_rest():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [environ["PATH_INFO"].encode()]
+
+    clock = Clock()
+    duck = LameDuck(SETTINGS, ["/_health"], clock=clock)
+    wrapped = duck.wrap(app)
+    assert call(wrapped, "/_health") == ("200", b"/_health")
+    assert duck.over() is None  # not draining
+    duck.begin()
+    status, body = call(wrapped, "/_health")
+    assert status == "503"
+    assert b"draining" in body
+    assert duck.over() == "quiet"  # nothing served since long before
+    clock.now += 1
+    assert call(wrapped, "/") == ("200", b"/")
+    assert duck.over() is None
+    clock.now += 1.5
+    assert call(wrapped, "/_health")[0] == "503"
+    assert call(wrapped, "/metrics") == ("200", b"/metrics")  # neither counts as traffic
+    assert duck.over() is None
+    clock.now += 0.5
+    assert duck.over() == "quiet"
+    duck.begin()  # a second begin keeps the first start
+    clock.now += 100
+    assert duck.over() == "limit"
+
+
+def test_a_request_running_when_the_drain_begins_keeps_it_going():
+    clock = Clock()
+    duck = LameDuck(SETTINGS, ["/_health"], clock=clock)
+    seen = []
+
+    def slow(environ, start_response):
+        duck.begin()
+        clock.now += 5
+        seen.append(duck.over())
+        start_response("200 OK", [])
+        return [b"done"]
+
+    assert call(duck.wrap(slow), "/slow") == ("200", b"done")
+    assert seen == [None]
+    assert duck.over() is None
+    clock.now += 2
+    assert duck.over() == "quiet"
+
+
+def get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        res = conn.getresponse()
+        return res.status, res.read()
+    finally:
+        conn.close()
+
+
+def test_sigterm_serves_on_until_the_requests_stop(caplog):
+    app = bottle.Bottle()
+    app.route("/", callback=lambda: "hi")
+    app.route("/_health", callback=lambda: "HEALTHY")
+    duck = LameDuck(DrainSettings(quiet_seconds=0.5, max_seconds=30), ["/_health"])
+    server = build_server(duck.wrap(app), ServerSettings(host="127.0.0.1", port=0, threads=2))
+    port = server.effective_port
+    log = []
+
+    def client():
+        log.append(("before", get(port, "/_health")[0]))
+        get(port, "/")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        log.append(("health", get(port, "/_health")[0]))
+        # Requests keep coming for 1.5 s, each within the quiet time of the one before.
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:
+            log.append(("request", get(port, "/")[0]))
+            time.sleep(0.1)
+        log.append(("last", time.monotonic()))
+
+    threading.Timer(0.2, client).start()
+    with caplog.at_level("INFO"):
+        serve_forever(server, "demo", duck)
+    stopped = time.monotonic()
+    assert log[0] == ("before", 200)
+    assert log[1] == ("health", 503)
+    requests = [status for what, status in log if what == "request"]
+    assert len(requests) >= 5
+    assert set(requests) == {200}
+    assert log[-1][0] == "last"
+    # It stopped once the quiet time had passed after the last request, not before.
+    assert 0.4 <= stopped - log[-1][1] < 3
+    assert "draining" in caplog.text
+    assert "drained (quiet)" in caplog.text
+
+
+def test_a_second_sigterm_stops_at_once(caplog):
+    app = bottle.Bottle()
+    duck = LameDuck(DrainSettings(quiet_seconds=30, max_seconds=60), ["/_health"])
+    server = build_server(duck.wrap(app), ServerSettings(host="127.0.0.1", port=0, threads=2))
+
+    def busy_then_twice():
+        # A request ends just now: the quiet time would keep the service up for 30 s.
+        get(server.effective_port, "/nothing")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Timer(0.2, busy_then_twice).start()
+    started = time.monotonic()
+    with caplog.at_level("INFO"):
+        serve_forever(server, "demo", duck)
+    assert time.monotonic() - started < 5
+    assert "shutting down" in caplog.text
