@@ -1029,3 +1029,69 @@ def test_an_ab_refuses_without_a_serving_group_to_size_from(sizes, message):
     bare = gce.gce_desired_state(config_of("prod"))
     with pytest.raises(gce.GceStateError, match="no golden image"):
         gce.gce_set_up_groups(bare["instance_group_managers"], [], "info")
+
+
+# --- pruning what captures and rollouts leave behind ---------------------------------------
+
+IMG = "https://www.googleapis.com/compute/v1/projects/p/global/images/"
+TPL = "https://www.googleapis.com/compute/v1/projects/p/global/instanceTemplates/"
+
+
+def image(name, tier, created):
+    return {"name": name, "labels": {"env": "prod", "role": tier}, "creationTimestamp": created}
+
+
+def template(name, image_name):
+    return {
+        "name": name,
+        "properties": {
+            "disks": [{"boot": True, "initializeParams": {"sourceImage": IMG + image_name}}]
+        },
+    }
+
+
+def test_pruning_keeps_what_runs_what_a_rollback_needs_and_what_is_in_use():
+    images = [
+        image("prod-info-r1", "info", "2026-01-01T00:00:00Z"),
+        image("prod-info-r2", "info", "2026-02-01T00:00:00Z"),
+        image("prod-info-r3", "info", "2026-03-01T00:00:00Z"),
+        image("prod-info-r4", "info", "2026-04-01T00:00:00Z"),
+        image("prod-data-d1", "data", "2026-01-15T00:00:00Z"),
+        # Not a tier's golden image: never pruned here.
+        {"name": "prod-other", "labels": {"env": "prod"}, "creationTimestamp": "2020-01-01"},
+    ]
+    templates = [
+        template("prod-ew1-info-a-r1-aaaaaa", "prod-info-r1"),
+        template("prod-ew1-info-a-r2-bbbbbb", "prod-info-r2"),
+        template("prod-ew1-info-a-r4-cccccc", "prod-info-r4"),
+        template("prod-ew1-data-a-d1-dddddd", "prod-data-d1"),
+    ]
+    # A rolling update still moves one group from r1 to r4 (two versions); data runs d1.
+    groups = [
+        {"instanceTemplate": TPL + "prod-ew1-info-a-r4-cccccc",
+         "versions": [{"instanceTemplate": TPL + "prod-ew1-info-a-r1-aaaaaa"}]},
+        {"instanceTemplate": TPL + "prod-ew1-data-a-d1-dddddd"},
+    ]  # fmt: skip
+    desired = {
+        "instance_templates": [{"name": "prod-ew1-info-a-r4-cccccc"}],
+        "app_images": [{"name": "prod-info-r4"}],
+    }
+    stale = gce.gce_prune(images, templates, groups, desired, 2)
+    # r2's template: no group uses it. r1's stays while a group's version names it.
+    assert stale["templates"] == ["prod-ew1-info-a-r2-bbbbbb"]
+    # r4 and r3 are the newest two; r1 is named by a template in use; r2 goes with its template.
+    assert stale["images"] == ["prod-info-r2"]
+    # Once the update is done, r1's template and image go too.
+    groups[0].pop("versions")
+    stale = gce.gce_prune(images, templates, groups, desired, 2)
+    assert stale == {
+        "templates": ["prod-ew1-info-a-r1-aaaaaa", "prod-ew1-info-a-r2-bbbbbb"],
+        "images": ["prod-info-r1", "prod-info-r2"],
+    }
+    # Keeping one: the release that runs (and any the desired state records) only.
+    assert gce.gce_prune(images, templates, groups, desired, 1)["images"] == [
+        "prod-info-r1", "prod-info-r2", "prod-info-r3"
+    ]  # fmt: skip
+    with pytest.raises(gce.GceStateError, match="at least 1"):
+        gce.gce_prune(images, templates, groups, desired, 0)
+    assert gce.FilterModule().filters()["gce_prune"] is gce.gce_prune

@@ -356,6 +356,8 @@ def ab_step(tmp_path, step):
         ],
         "haproxy_reconcile_compute_api": "http://127.0.0.1:8970/compute/v1",
         "haproxy_reconcile_metadata_url": "http://127.0.0.1:8970/computeMetadata/v1",
+        # As molecule.yml's: info here has no data tier to be ready with.
+        "haproxy_reconcile_ready_path": {},
     }
     inventory.write_text(json.dumps({"lb": {"hosts": {f"{FLEET}-mol-lb": lb}}}))
     env = {
@@ -413,3 +415,22 @@ def test_an_infra_ab_switches_the_groups_set_without_a_failed_request(host, reco
         host.run("touch /root/ab-stop")
         ab_step(tmp_path, "restore")
         host.run_expect([0], "systemctl stop fleetops-lb-reconcile")
+
+
+def test_without_groups_the_reconciler_is_removed(host, tmp_path):
+    # Last: an environment whose lbs no longer follow groups (haproxy_reconcile_groups: []).
+    out = ab_step(tmp_path, "remove")
+    assert not host.service("fleetops-lb-reconcile").is_running
+    for path in ("/etc/systemd/system/fleetops-lb-reconcile.service",
+                 "/etc/haproxy/lb-reconcile.json", "/usr/local/sbin/fleetops-lb-reconcile",
+                 "/var/lib/fleetops-lb-reconcile"):  # fmt: skip
+        assert not host.file(path).exists, path
+
+    def lb_recap(output):
+        (line,) = [x for x in output.split("PLAY RECAP")[1].splitlines() if f"{FLEET}-mol-lb " in x]
+        return line
+
+    assert "changed=0" not in lb_recap(out)
+    # Again: nothing left to do.
+    again = ab_step(tmp_path, "remove")
+    assert "changed=0" in lb_recap(again), again[-2000:]

@@ -1147,6 +1147,49 @@ def gce_secret_bindings(results: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     ]
 
 
+def _basename(url: str) -> str:
+    return str(url).rstrip("/").rsplit("/", 1)[-1]
+
+
+def gce_prune(
+    images: Sequence[Mapping[str, Any]],
+    templates: Sequence[Mapping[str, Any]],
+    groups: Sequence[Mapping[str, Any]],
+    desired: Mapping[str, Any],
+    kept: int = 2,
+) -> dict[str, list[str]]:
+    """What captures and rollouts left behind, to delete: ``templates`` no group uses (nor the
+    desired state), then ``images`` beyond each tier's newest ``kept`` that neither the desired
+    state nor a remaining template names. Inputs: the environment's golden images, the app
+    tiers' templates and the app groups, as the info modules list them (camelCase)."""
+    if int(kept) < 1:
+        raise GceStateError(f"images_kept must be at least 1 (the release that runs), not {kept}")
+    used = {t["name"] for t in desired.get("instance_templates", [])}
+    for group in groups:
+        used.add(_basename(group.get("instanceTemplate", "")))
+        used |= {_basename(v.get("instanceTemplate", "")) for v in group.get("versions") or []}
+    stale_templates = sorted(t["name"] for t in templates if t["name"] not in used)
+    keep_images = {i["name"] for i in desired.get("app_images", [])}
+    for template in templates:
+        if template["name"] in stale_templates:
+            continue
+        for disk in (template.get("properties") or {}).get("disks") or []:
+            source = (disk.get("initializeParams") or {}).get("sourceImage")
+            if source:
+                keep_images.add(_basename(source))
+    by_tier: dict[str, list[Mapping[str, Any]]] = {}
+    for image in images:
+        tier = (image.get("labels") or {}).get("role")
+        if tier in APP_TIERS:
+            by_tier.setdefault(tier, []).append(image)
+    stale_images = []
+    for tier_images in by_tier.values():
+        newest = sorted(tier_images, key=lambda i: i.get("creationTimestamp", ""), reverse=True)
+        keep_images |= {i["name"] for i in newest[: int(kept)]}
+        stale_images += [i["name"] for i in newest if i["name"] not in keep_images]
+    return {"templates": stale_templates, "images": sorted(stale_images)}
+
+
 # --- what exists (lookups' results) -------------------------------------------------------
 
 # gcloud's own message when the router exists but has no NAT of that name
@@ -1298,6 +1341,7 @@ class FilterModule:
             "gce_instance_name": instance_name,
             "gce_missing_bindings": gce_missing_bindings,
             "gce_secret_bindings": gce_secret_bindings,
+            "gce_prune": gce_prune,
             "gce_nat_outcome": gce_nat_outcome,
             "gce_nats_to_create": gce_nats_to_create,
             "gce_disks_without_snapshots": gce_disks_without_snapshots,
