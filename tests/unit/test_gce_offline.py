@@ -45,21 +45,43 @@ def test_every_loop_item_is_called(harness, env):
     # group and its autoscaler; tearing down deletes the groups first, then their templates.
     for module in ("gcp_compute_instance_template", "gcp_compute_region_instance_group_manager",
                    "gcp_compute_region_autoscaler"):  # fmt: skip
-        made = [c["name"] for c in planned["present"] if c.get("module") == module]
+        made = [
+            c["name"] for c in planned["present"]
+            if c.get("module") == module and c.get("state") == "present"
+        ]  # fmt: skip
         assert len(made) == 2 * len(counts), module
+    # Pruning (the stand-ins: an older template beside each group, three older images per
+    # tier): every template no group uses goes, and each tier's oldest image.
+    pruned = [(c["module"], c["name"]) for c in planned["present"] if c.get("state") == "absent"]
+    templates = sorted(n for m, n in pruned if m == "gcp_compute_instance_template")
+    assert all(n.endswith("-old-0a1b2c") for n in templates)
+    assert len(templates) == 2 * 2 * len(counts)  # per region, tier and set
+    assert sorted(n for m, n in pruned if m == "gcp_compute_image") == [
+        f"{env}-data-old1", f"{env}-info-old1"
+    ]  # fmt: skip
     order = [c.get("module") for c in planned["absent"]]
     assert (
         order.index("gcp_compute_region_instance_group_manager")
         < order.index("gcp_compute_instance_template")
         < order.index("gcp_compute_instance")
     )
-    # Capturing: the builder stopped, imaged, deleted; the environment stored as its secret.
-    image = [(c.get("module") or c["command"], c.get("state")) for c in planned["image"]]
+    # Capturing: the builder stopped, imaged, deleted; the environment and the journal
+    # credentials stored as the tier's secrets, each readable by the tier's account.
+    image = [
+        (c.get("module") or c["command"], c.get("state"), c.get("name", "")[len(env) + 1 :])
+        for c in planned["image"]
+    ]
     assert image[1:] == [
-        ("gcp_compute_instance", "present"), ("gcp_compute_image", "present"),
-        ("gcp_secret_manager", "present"), ("gcloud secrets get-iam-policy", None),
-        ("gcloud secrets add-iam-policy-binding", None), ("gcp_compute_instance", "absent"),
-    ]  # fmt: skip
+        ("gcp_compute_instance", "present", "ew1-info-builder"),
+        ("gcp_compute_image", "present", image[2][2]),
+        ("gcp_secret_manager", "present", "info-env"),
+        ("gcp_secret_manager", "present", "info-journal"),
+        ("gcloud secrets get-iam-policy", None, "info-env"),
+        ("gcloud secrets get-iam-policy", None, "info-journal"),
+        ("gcloud secrets add-iam-policy-binding", None, "info-env"),
+        ("gcloud secrets add-iam-policy-binding", None, "info-journal"),
+        ("gcp_compute_instance", "absent", "ew1-info-builder"),
+    ]
     firewalls = [c for c in planned["present"] if c.get("module") == "gcp_compute_firewall"]
     policy = yaml.safe_load((ROOT / "inventories/shared/fleet.yml").read_text())
     assert len(firewalls) == len(policy["hardening_firewall_policy"]) + 2
