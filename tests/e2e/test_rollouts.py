@@ -566,6 +566,12 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
         for host in new:
             fleet.sh(host, f"logger {marker}")
         shipped = wait_for_log(fleet, marker, set(new))
+        upload_keys = {
+            host: fleet.sh(
+                host, "sha256sum /etc/fleetops/journal-upload/upload.key"
+            ).stdout.split()[0]
+            for host in new
+        }
         worker_after_out = haproxy_worker_pid(fleet)
         served_before = backend_sessions(fleet, tier)
         # What is on disk is what HAProxy runs: a reload (any later site.yml's) keeps them.
@@ -601,6 +607,9 @@ def test_h_a_tier_scales_out_and_in_without_a_reload_or_a_failed_request(
         assert "0" in listing  # an empty machine id
         assert any("No such file" in line for line in listing), listing
         assert scaled_out["started_from"] == f"golden image {image}"
+        # Their uploaders' key is the one the platform kept and their first boot wrote: the
+        # same on each (a node that made its own, had the boot not written it, would differ).
+        assert len(set(upload_keys.values())) == 1, upload_keys
         print(
             f"(h) ready after start: converged (image builder) {events[0]['ready_seconds']} s,"
             f" golden image {scaled_out['ready_seconds']} s"

@@ -1,6 +1,5 @@
 """A SIGTERM drains: health fails at once, requests are served until none come, then it stops."""
 
-import http.client
 import os
 import signal
 import threading
@@ -12,6 +11,7 @@ import pytest
 from fleetops_common.envconfig import ConfigError
 from fleetops_common.lameduck import DrainSettings, LameDuck, drained
 from fleetops_common.server import ServerSettings, build_server, serve_forever
+from fleetops_testing.http import get
 
 SETTINGS = DrainSettings(quiet_seconds=2.0, max_seconds=20.0)
 
@@ -104,16 +104,6 @@ def test_a_request_running_when_the_drain_begins_keeps_it_going():
     assert duck.over() is None
     clock.now += 2
     assert duck.over() == "quiet"
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        res = conn.getresponse()
-        return res.status, res.read()
-    finally:
-        conn.close()
 
 
 def test_sigterm_serves_on_until_the_requests_stop(caplog):

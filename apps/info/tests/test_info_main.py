@@ -18,6 +18,7 @@ import fleetops_info.__main__ as entry
 from fleetops_info.app import build_app
 from fleetops_info.config import Config
 from fleetops_info.dataclient import DataClient
+from fleetops_testing.http import get
 
 CONFIG_VARIABLES = (
     "BIND_HOST",
@@ -101,16 +102,6 @@ def test_python_dash_m_runs_main(environment, monkeypatch, capsys):
         runpy.run_path(str(Path(entry.__file__)), run_name="__main__")
     assert exited.value.code == 2
     assert "configuration error" in capsys.readouterr().err
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def test_serves_until_sigterm(environment, fake_data, restore_signals, caplog):
