@@ -9,6 +9,7 @@ capacity and no time. Only the nodes that serve and will restart go in the tier'
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -107,31 +108,80 @@ def _restarts(state: Mapping[str, Any] | None, rollback: bool) -> bool:
     return bool(state.get("pending", True))
 
 
+def _count(spec: Any, total: int, *, up: bool) -> int:
+    """``spec`` as a number of nodes: a count, or a percentage of ``total`` (rounded up for a
+    batch, down for what may be out), never below 1."""
+    text = str(spec).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 < share <= 100:
+                raise ValueError
+            exact = total * share / 100
+            return max(1, math.ceil(exact) if up else math.floor(exact))
+        count = int(text)
+        if count < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{spec!r} is neither a count of nodes (1 or more) nor a percentage (1% to 100%)"
+        ) from None
+    return count
+
+
+def unavailable_limit(spec: Any, servers: int) -> int:
+    """How many of a tier's ``servers`` may be out of service at once (drained, down): a
+    count, or a percentage of them rounded down; at least 1, or nothing could ever roll."""
+    return _count(spec, int(servers), up=False)
+
+
+def batch_sizes(spec: Any, hosts: int, limit: int) -> list[int]:
+    """The sizes of the batches that roll ``hosts`` nodes. ``spec``: a count, a percentage of
+    ``hosts`` (rounded up), or a list of them, the last one repeating (Ansible's ``serial``):
+    ``[1, "25%", "100%"]`` is one node first, then a quarter, then the rest. No batch is larger
+    than ``limit`` (the tier's max unavailable)."""
+    specs = list(spec) if isinstance(spec, list | tuple) else [spec]
+    if not specs:
+        raise ValueError("a tier's batches cannot be an empty list")
+    sizes: list[int] = []
+    left = int(hosts)
+    while left > 0:
+        wanted = _count(specs[min(len(sizes), len(specs) - 1)], int(hosts), up=True)
+        sizes.append(min(wanted, int(limit), left))
+        left -= sizes[-1]
+    return sizes
+
+
 def batch_plan(
     stat: str | None,
     tiers: Mapping[str, list[str]],
     serial: Mapping[str, Any],
     states: Mapping[str, Mapping[str, Any] | None],
     rollback: bool = False,
+    *,
+    max_unavailable: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per tier: the order its hosts go in, the play's ``serial``, and who drains.
 
     ``states`` maps a host to its python_service_state (running, previous, pending). The
     hosts that need no drain (not serving, or not restarted by this run) form the first batch,
-    all together; the hosts that serve and restart follow in batches of the tier's configured
-    size (``serial``, default 1). ``serial`` comes back as a list, the form Ansible's play
-    keyword takes for batches of different sizes.
+    all together; the hosts that serve and restart follow in the tier's batches (``serial``:
+    a count, a percentage or a list of them, default 1; see ``batch_sizes``), none larger than
+    the tier's ``max_unavailable`` (default 1). ``serial`` comes back as the list of every
+    batch's size, the form Ansible's play keyword takes for batches of different sizes.
     """
     plan: dict[str, dict[str, Any]] = {}
     for tier, hosts in tiers.items():
         up = {s["svname"] for s in haproxy_servers(stat, tier) if is_serving(s)}
         drain = sorted(h for h in hosts if h in up and _restarts(states.get(h), rollback))
         quiet = sorted(h for h in hosts if h not in drain)
-        size = serial.get(tier, 1)
+        limit = unavailable_limit((max_unavailable or {}).get(tier, 1), len(hosts))
+        sizes = batch_sizes(serial.get(tier, 1), len(drain), limit)
         plan[tier] = {
             "order": quiet + drain,
-            "serial": ([len(quiet)] if quiet else []) + ([size] if drain else []) or [1],
+            "serial": ([len(quiet)] if quiet else []) + sizes or [1],
             "drain": drain,
+            "max_unavailable": limit,
         }
     return plan
 
@@ -161,6 +211,8 @@ class FilterModule:
             "haproxy_servers": haproxy_servers,
             "backend_ready": backend_ready,
             "batch_plan": batch_plan,
+            "batch_sizes": batch_sizes,
+            "unavailable_limit": unavailable_limit,
             "gate_failures": gate_failures,
             "set_reconcile_groups": set_reconcile_groups,
             "set_group": set_group,

@@ -209,7 +209,7 @@ def test_group_vars_render_what_site_yml_needs(env, tmp_path):
         "fleet_environment", "fleet_secrets_file", "hardening_controller_cidrs",
         "hardening_ssh_permit_root_login", "haproxy_tls_source", "haproxy_redirect_https",
         "haproxy_hsts_max_age", "data_seed", "ansible_ssh_common_args", "fleet_rollout_serial",
-        "gce_infra_auth_kind", "gce_infra_service_account_file",
+        "fleet_rollout_max_unavailable", "gce_infra_auth_kind", "gce_infra_service_account_file",
     ]  # fmt: skip
     out = tmp_path / "rendered.json"
     values = ", ".join(f"'{n}': {n}" for n in names)

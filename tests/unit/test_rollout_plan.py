@@ -54,30 +54,38 @@ def test_serving_nodes_that_restart_drain_in_the_configured_batches_after_the_re
     # info3 is not in service: it goes first, undrained, before a serving node leaves.
     assert plan["info"] == {
         "order": ["info3", "info1", "info2"],
-        "serial": [1, 1],
+        "serial": [1, 1, 1],
         "drain": ["info1", "info2"],
+        "max_unavailable": 1,
     }
     # data1 does not restart; data2 is UP while going down, which still serves: a drain.
-    assert plan["data"] == {"order": ["data1", "data2"], "serial": [1, "50%"], "drain": ["data2"]}
+    assert plan["data"] == {
+        "order": ["data1", "data2"],
+        "serial": [1, 1],
+        "drain": ["data2"],
+        "max_unavailable": 1,
+    }
 
 
 def test_a_tier_without_configured_batches_drains_one_node_at_a_time():
     states = dict.fromkeys(["info1", "info2"], PENDING)
     plan = rollout.batch_plan(LIVE, {"info": ["info1", "info2"]}, {}, states)
-    assert plan["info"]["serial"] == [1]
+    assert plan["info"]["serial"] == [1, 1]
 
 
 def test_a_run_that_restarts_nothing_goes_in_one_batch_and_drains_nothing():
     states = dict.fromkeys(TIERS["info"] + TIERS["data"], SAME)
     plan = rollout.batch_plan(LIVE, TIERS, {"info": 1, "data": 1}, states)
-    assert plan["info"] == {"order": ["info1", "info2", "info3"], "serial": [3], "drain": []}
+    assert plan["info"]["order"] == ["info1", "info2", "info3"]
+    assert (plan["info"]["serial"], plan["info"]["drain"]) == ([3], [])
     assert plan["data"]["drain"] == []
 
 
 def test_a_fresh_environment_converges_each_tier_at_once():
     states = dict.fromkeys(TIERS["info"] + TIERS["data"], FIRST)
     plan = rollout.batch_plan("", TIERS, {"info": 1, "data": 1}, states)
-    assert plan["info"] == {"order": ["info1", "info2", "info3"], "serial": [3], "drain": []}
+    assert plan["info"]["order"] == ["info1", "info2", "info3"]
+    assert (plan["info"]["serial"], plan["info"]["drain"]) == ([3], [])
     assert plan["data"]["serial"] == [2]
 
 
@@ -97,7 +105,8 @@ def test_a_node_whose_state_is_unknown_is_drained_to_be_safe():
 def test_a_rollback_drains_every_serving_node_that_has_a_release_to_return_to():
     states = {"info1": SAME, "info2": {"pending": False, "running": "v1", "previous": ""}}
     plan = rollout.batch_plan(LIVE, {"info": ["info1", "info2"]}, {"info": 1}, states, True)
-    assert plan["info"] == {"order": ["info2", "info1"], "serial": [1, 1], "drain": ["info1"]}
+    assert plan["info"]["order"] == ["info2", "info1"]
+    assert (plan["info"]["serial"], plan["info"]["drain"]) == ([1, 1], ["info1"])
 
 
 def test_an_empty_tier_plans_nothing():
@@ -105,7 +114,41 @@ def test_an_empty_tier_plans_nothing():
         "order": [],
         "serial": [1],
         "drain": [],
+        "max_unavailable": 1,
     }
+
+
+def test_big_tiers_roll_in_percent_batches_never_more_out_than_allowed():
+    # 20 nodes: one first (the canary), then a quarter at a time, never more than 25 % out.
+    assert rollout.batch_sizes([1, "25%", "100%"], 20, 5) == [1, 5, 5, 5, 4]
+    # The last entry repeats, as Ansible's serial; a percentage rounds up.
+    assert rollout.batch_sizes([1, "30%"], 4, 4) == [1, 2, 1]
+    assert rollout.batch_sizes("100%", 4, 2) == [2, 2]
+    assert rollout.batch_sizes(1, 3, 1) == [1, 1, 1]
+    assert rollout.batch_sizes([1, "25%"], 0, 1) == []
+    # What may be out: a count, or a percentage of the tier rounded down, at least one.
+    assert rollout.unavailable_limit("25%", 20) == 5
+    assert rollout.unavailable_limit("25%", 3) == 1
+    assert rollout.unavailable_limit(2, 4) == 2
+    for bad in (0, "0%", "101%", "many", -1):
+        with pytest.raises(ValueError, match="neither a count"):
+            rollout.batch_sizes(bad, 4, 4)
+    with pytest.raises(ValueError, match="empty list"):
+        rollout.batch_sizes([], 4, 4)
+
+
+def test_a_tier_of_four_rolls_a_canary_then_halves_with_two_out_at_most():
+    four = stat(*[("info", f"info{n}", "UP", "L7OK") for n in range(1, 5)])
+    hosts = [f"info{n}" for n in range(1, 5)]
+    states = dict.fromkeys(hosts, PENDING)
+    plan = rollout.batch_plan(
+        four, {"info": hosts}, {"info": [1, "50%"]}, states, max_unavailable={"info": "50%"}
+    )
+    assert plan["info"]["serial"] == [1, 2, 1]
+    assert plan["info"]["max_unavailable"] == 2
+    # Without a max unavailable, one at a time whatever the batches say (the N-1 rule).
+    plan = rollout.batch_plan(four, {"info": hosts}, {"info": [1, "50%"]}, states)
+    assert plan["info"]["serial"] == [1, 1, 1, 1]
 
 
 def test_backend_ready_needs_exactly_the_servers_each_up_after_a_passed_check():
@@ -140,6 +183,8 @@ def test_the_filters_are_registered():
         "haproxy_servers",
         "backend_ready",
         "batch_plan",
+        "batch_sizes",
+        "unavailable_limit",
         "gate_failures",
         "set_reconcile_groups",
         "set_group",

@@ -1,0 +1,107 @@
+"""filter_plugins/canary.py: a canary's verdict from the new and the old nodes' SLIs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import load_module
+
+canary = load_module("filter_plugins/canary.py")
+
+INFO = {
+    "min_requests": 100,
+    "error_ratio_max": 0.01,
+    "error_ratio_factor": 2.0,
+    "p99_max_seconds": 0.05,
+    "p99_factor": 1.5,
+    "cpu_max": 0.9,
+    "cpu_factor": 1.5,
+}
+OLD = {"requests": 2000, "errors": 0, "p99_seconds": 0.012, "cpu": 0.30}
+
+
+def verdict(new, old=OLD, thresholds=INFO):
+    return canary.canary_verdict(new, old, thresholds)
+
+
+def test_a_release_like_the_old_one_passes():
+    result = verdict({"requests": 220, "errors": 0, "p99_seconds": 0.014, "cpu": 0.33})
+    assert result["verdict"] == "pass"
+    assert result["reasons"] == []
+    assert [c["sli"] for c in result["checks"]] == ["error_ratio", "p99_seconds", "cpu"]
+    assert all(c["ok"] for c in result["checks"])
+    # One error in 220 stays under the absolute 1 %: a blip is not a failure.
+    assert (
+        verdict({"requests": 220, "errors": 1, "p99_seconds": 0.014, "cpu": 0.3})["verdict"]
+        == "pass"
+    )
+
+
+def test_80_ms_more_on_an_endpoint_fails_on_p99_with_the_numbers():
+    result = verdict({"requests": 220, "errors": 0, "p99_seconds": 0.094, "cpu": 0.31})
+    assert result["verdict"] == "fail"
+    (reason,) = result["reasons"]
+    assert reason == (
+        "p99 latency 0.094 s on the new nodes, past the limit 0.050 s (old nodes 0.012 s)"
+    )
+    (p99,) = [c for c in result["checks"] if c["sli"] == "p99_seconds"]
+    assert (p99["new"], p99["old"], p99["limit"], p99["ok"]) == (0.094, 0.012, 0.05, False)
+
+
+def test_five_percent_failed_conversions_fail_on_the_error_ratio():
+    # 5 % of conversions, a third of the requests: 1.7 % of all, past the absolute 1 %.
+    result = verdict({"requests": 300, "errors": 5, "p99_seconds": 0.013, "cpu": 0.3})
+    assert result["verdict"] == "fail"
+    assert result["reasons"] == [
+        "error ratio 1.67% on the new nodes, past the limit 1.00% (old nodes 0.00%)"
+    ]
+
+
+def test_the_limit_follows_a_baseline_already_past_the_absolute_bound():
+    # An overloaded fleet (p99 80 ms everywhere): the new release is judged against it.
+    slow_fleet = {**OLD, "p99_seconds": 0.08, "errors": 40}  # 2 % errors
+    same = {"requests": 300, "errors": 6, "p99_seconds": 0.09, "cpu": 0.3}
+    assert verdict(same, slow_fleet)["verdict"] == "pass"
+    worse = {"requests": 300, "errors": 15, "p99_seconds": 0.13, "cpu": 0.3}
+    result = verdict(worse, slow_fleet)
+    assert result["verdict"] == "fail"
+    assert len(result["reasons"]) == 2  # 5 % > 2 x 2 %, 0.13 s > 1.5 x 0.08 s
+
+
+def test_cpu_saturation_fails_past_both_bounds():
+    hot = {"requests": 300, "errors": 0, "p99_seconds": 0.013, "cpu": 0.95}
+    assert verdict(hot)["verdict"] == "fail"
+    assert "CPU saturation 95% on the new nodes" in verdict(hot)["reasons"][0]
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "why"),
+    [
+        ({"requests": 40, "errors": 0, "p99_seconds": 0.01, "cpu": 0.3}, OLD,
+         "new nodes served 40 requests in the window, fewer than 100"),
+        ({"requests": 400, "errors": 0, "p99_seconds": 0.01, "cpu": 0.3}, None,
+         "old nodes served 0 requests in the window, fewer than 100"),
+        (None, OLD, "new nodes served 0 requests"),
+        ({"requests": 400, "errors": 0, "p99_seconds": None, "cpu": 0.3}, OLD,
+         "no p99 latency for the new nodes"),
+        ({"requests": 400, "errors": 0, "p99_seconds": 0.01, "cpu": 0.3}, {**OLD, "cpu": None},
+         "no CPU saturation for the old nodes"),
+    ],
+)  # fmt: skip
+def test_no_verdict_when_the_numbers_cannot_decide(new, old, why):
+    result = verdict(new, old)
+    assert result["verdict"] == "none"
+    assert any(why in reason for reason in result["reasons"]), result["reasons"]
+
+
+def test_a_measured_failure_wins_over_a_missing_sli():
+    result = verdict({"requests": 400, "errors": 40, "p99_seconds": None, "cpu": 0.3})
+    assert result["verdict"] == "fail"
+
+
+def test_thresholds_are_checked():
+    with pytest.raises(ValueError, match=r"missing \['cpu_factor'\]"):
+        verdict(OLD, OLD, {k: v for k, v in INFO.items() if k != "cpu_factor"})
+    with pytest.raises(ValueError, match=r"unknown \['p95'\]"):
+        verdict(OLD, OLD, {**INFO, "p95": 1})
+    assert canary.FilterModule().filters()["canary_verdict"] is canary.canary_verdict
