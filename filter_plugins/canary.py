@@ -17,7 +17,8 @@ release, and a tiny baseline (0.1 % errors) does not make one more error a failu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # (SLI, summary key, absolute-limit key, factor key, how to show a value)
@@ -97,6 +98,63 @@ def canary_verdict(
     return {"verdict": "pass", "reasons": [], "checks": checks}
 
 
+# What the SLIs leave out: the load balancers' checks and the scrapes are not users.
+_NOT_USERS = "/_health|/_ready|/metrics|/api/health"
+
+
+def _instances(names: Sequence[str]) -> str:
+    if not names:
+        raise ValueError("a canary side needs at least one instance")
+    return "|".join(re.escape(str(name)) for name in sorted(names))
+
+
+def canary_queries(
+    job: str, new: Sequence[str], old: Sequence[str], window_seconds: int
+) -> dict[str, dict[str, str]]:
+    """The PromQL that summarises each side over the bake window, per ``canary_verdict`` key:
+    ``requests`` and ``errors`` (5xx) counted, ``p99_seconds`` from the latency histogram,
+    ``cpu`` the busy share of the nodes' cores (node_exporter). Health checks and scrapes are
+    not requests. ``new`` and ``old``: the nodes' ``instance`` labels (their inventory names).
+    """
+    window = f"{int(window_seconds)}s"
+    if int(window_seconds) < 1:
+        raise ValueError("the bake window must be at least a second")
+    out: dict[str, dict[str, str]] = {}
+    for side, names in (("new", new), ("old", old)):
+        match = f'job="{job}",instance=~"{_instances(names)}",route!~"{_NOT_USERS}"'
+        out[side] = {
+            "requests": f"sum(increase(http_requests_total{{{match}}}[{window}]))",
+            "errors": f'sum(increase(http_requests_total{{{match},status=~"5.."}}[{window}]))',
+            "p99_seconds": (
+                "histogram_quantile(0.99, sum by (le) "
+                f"(rate(http_request_duration_seconds_bucket{{{match}}}[{window}])))"
+            ),
+            "cpu": (
+                "1 - avg(rate(node_cpu_seconds_total"
+                f'{{job="node",mode="idle",instance=~"{_instances(names)}"}}[{window}]))'
+            ),
+        }
+    return out
+
+
+def canary_weight(new: int, old: int, share: float, old_weight: int = 100) -> int:
+    """The HAProxy weight that gives ``new`` nodes ``share`` of the requests beside ``old``
+    nodes of ``old_weight`` each (round robin is weighted): w = share x old x W / (new x (1 -
+    share)), within HAProxy's 1..256."""
+    new, old, share = int(new), int(old), float(share)
+    if new < 1 or old < 1 or not 0 < share < 1:
+        raise ValueError(
+            f"a canary needs new and old nodes and a share between 0 and 1, not {new}, {old},"
+            f" {share}"
+        )
+    weight = round(share * old * int(old_weight) / (new * (1 - share)))
+    return min(256, max(1, weight))
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"canary_verdict": canary_verdict}
+        return {
+            "canary_verdict": canary_verdict,
+            "canary_queries": canary_queries,
+            "canary_weight": canary_weight,
+        }

@@ -104,4 +104,48 @@ def test_thresholds_are_checked():
         verdict(OLD, OLD, {k: v for k, v in INFO.items() if k != "cpu_factor"})
     with pytest.raises(ValueError, match=r"unknown \['p95'\]"):
         verdict(OLD, OLD, {**INFO, "p95": 1})
-    assert canary.FilterModule().filters()["canary_verdict"] is canary.canary_verdict
+    filters = canary.FilterModule().filters()
+    assert filters["canary_verdict"] is canary.canary_verdict
+    assert filters["canary_queries"] is canary.canary_queries
+    assert filters["canary_weight"] is canary.canary_weight
+
+
+def test_the_queries_summarise_each_side_over_the_window_without_checks_or_scrapes():
+    queries = canary.canary_queries("info", ["info4"], ["info2", "info1", "info3"], 90)
+    new, old = queries["new"], queries["old"]
+    assert new["requests"] == (
+        'sum(increase(http_requests_total{job="info",instance=~"info4",'
+        'route!~"/_health|/_ready|/metrics|/api/health"}[90s]))'
+    )
+    assert 'instance=~"info1|info2|info3"' in old["errors"]
+    assert 'status=~"5.."' in old["errors"]
+    assert new["p99_seconds"].startswith("histogram_quantile(0.99, sum by (le) (rate(")
+    assert "http_request_duration_seconds_bucket{" in new["p99_seconds"]
+    assert new["cpu"] == (
+        '1 - avg(rate(node_cpu_seconds_total{job="node",mode="idle",instance=~"info4"}[90s]))'
+    )
+    # A name is a literal in the regex, never a pattern.
+    assert (
+        'instance=~"prod\\.x"' in canary.canary_queries("info", ["prod.x"], ["a"], 5)["new"]["cpu"]
+    )
+    with pytest.raises(ValueError, match="at least one instance"):
+        canary.canary_queries("info", [], ["info1"], 60)
+    with pytest.raises(ValueError, match="at least a second"):
+        canary.canary_queries("info", ["a"], ["b"], 0)
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "share", "weight"),
+    [(1, 3, 0.10, 33), (1, 19, 0.10, 211), (2, 2, 0.5, 100), (1, 1, 0.999, 256), (5, 1, 0.01, 1)],
+)
+def test_the_canary_weight_gives_the_new_nodes_their_share(new, old, share, weight):
+    assert canary.canary_weight(new, old, share) == weight
+    if 1 < weight < 256:
+        got = new * weight / (new * weight + old * 100)
+        assert abs(got - share) < 0.01
+
+
+def test_a_canary_weight_needs_both_sides_and_a_share():
+    for args in ((0, 3, 0.1), (1, 0, 0.1), (1, 3, 0), (1, 3, 1)):
+        with pytest.raises(ValueError, match="a canary needs"):
+            canary.canary_weight(*args)
