@@ -17,6 +17,7 @@ release, and a tiny baseline (0.1 % errors) does not make one more error a failu
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -110,19 +111,21 @@ def _instances(names: Sequence[str]) -> str:
 
 def canary_queries(
     job: str, new: Sequence[str], old: Sequence[str], window_seconds: int
-) -> dict[str, dict[str, str]]:
-    """The PromQL that summarises each side over the bake window, per ``canary_verdict`` key:
-    ``requests`` and ``errors`` (5xx) counted, ``p99_seconds`` from the latency histogram,
-    ``cpu`` the busy share of the nodes' cores (node_exporter). Health checks and scrapes are
-    not requests. ``new`` and ``old``: the nodes' ``instance`` labels (their inventory names).
+) -> list[dict[str, str]]:
+    """The PromQL that summarises each side over the bake window, one ``{side, sli, query}``
+    per ``canary_verdict`` key: ``requests`` and ``errors`` (5xx) counted, ``p99_seconds``
+    from the latency histogram, ``cpu`` the busy share of the nodes' cores (node_exporter).
+    Health checks and scrapes are not requests. ``new`` and ``old``: the nodes' ``instance``
+    labels (their inventory names).
     """
-    window = f"{int(window_seconds)}s"
     if int(window_seconds) < 1:
         raise ValueError("the bake window must be at least a second")
-    out: dict[str, dict[str, str]] = {}
+    window = f"{int(window_seconds)}s"
+    out: list[dict[str, str]] = []
     for side, names in (("new", new), ("old", old)):
-        match = f'job="{job}",instance=~"{_instances(names)}",route!~"{_NOT_USERS}"'
-        out[side] = {
+        instances = _instances(names)
+        match = f'job="{job}",instance=~"{instances}",route!~"{_NOT_USERS}"'
+        queries = {
             "requests": f"sum(increase(http_requests_total{{{match}}}[{window}]))",
             "errors": f'sum(increase(http_requests_total{{{match},status=~"5.."}}[{window}]))',
             "p99_seconds": (
@@ -131,9 +134,31 @@ def canary_queries(
             ),
             "cpu": (
                 "1 - avg(rate(node_cpu_seconds_total"
-                f'{{job="node",mode="idle",instance=~"{_instances(names)}"}}[{window}]))'
+                f'{{job="node",mode="idle",instance=~"{instances}"}}[{window}]))'
             ),
         }
+        out += [{"side": side, "sli": sli, "query": query} for sli, query in queries.items()]
+    return out
+
+
+def canary_summaries(answers: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Both sides' numbers from Prometheus' answers to ``canary_queries`` (a registered loop:
+    each result's ``item`` the query, ``json`` the API's answer). An error, an empty result or
+    NaN (a histogram without requests) is None: unknown, never zero; except the counts, where
+    no series means none were served."""
+    out: dict[str, dict[str, float | None]] = {"new": {}, "old": {}}
+    for answer in answers:
+        item = answer["item"]
+        value: float | None = None
+        body = answer.get("json") or {}
+        if answer.get("status") == 200 and body.get("status") == "success":
+            result = (body.get("data") or {}).get("result") or []
+            if result:
+                number = float(result[0]["value"][1])
+                value = None if math.isnan(number) else number
+            elif item["sli"] in ("requests", "errors"):
+                value = 0.0
+        out[item["side"]][item["sli"]] = value
     return out
 
 
@@ -156,5 +181,6 @@ class FilterModule:
         return {
             "canary_verdict": canary_verdict,
             "canary_queries": canary_queries,
+            "canary_summaries": canary_summaries,
             "canary_weight": canary_weight,
         }

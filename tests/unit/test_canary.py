@@ -107,31 +107,51 @@ def test_thresholds_are_checked():
     filters = canary.FilterModule().filters()
     assert filters["canary_verdict"] is canary.canary_verdict
     assert filters["canary_queries"] is canary.canary_queries
+    assert filters["canary_summaries"] is canary.canary_summaries
     assert filters["canary_weight"] is canary.canary_weight
 
 
 def test_the_queries_summarise_each_side_over_the_window_without_checks_or_scrapes():
     queries = canary.canary_queries("info", ["info4"], ["info2", "info1", "info3"], 90)
-    new, old = queries["new"], queries["old"]
-    assert new["requests"] == (
+    by = {(q["side"], q["sli"]): q["query"] for q in queries}
+    assert len(queries) == 8
+    assert by["new", "requests"] == (
         'sum(increase(http_requests_total{job="info",instance=~"info4",'
         'route!~"/_health|/_ready|/metrics|/api/health"}[90s]))'
     )
-    assert 'instance=~"info1|info2|info3"' in old["errors"]
-    assert 'status=~"5.."' in old["errors"]
-    assert new["p99_seconds"].startswith("histogram_quantile(0.99, sum by (le) (rate(")
-    assert "http_request_duration_seconds_bucket{" in new["p99_seconds"]
-    assert new["cpu"] == (
+    assert 'instance=~"info1|info2|info3"' in by["old", "errors"]
+    assert 'status=~"5.."' in by["old", "errors"]
+    assert by["new", "p99_seconds"].startswith("histogram_quantile(0.99, sum by (le) (rate(")
+    assert "http_request_duration_seconds_bucket{" in by["new", "p99_seconds"]
+    assert by["new", "cpu"] == (
         '1 - avg(rate(node_cpu_seconds_total{job="node",mode="idle",instance=~"info4"}[90s]))'
     )
     # A name is a literal in the regex, never a pattern.
-    assert (
-        'instance=~"prod\\.x"' in canary.canary_queries("info", ["prod.x"], ["a"], 5)["new"]["cpu"]
-    )
+    dotted = canary.canary_queries("info", ["prod.x"], ["a"], 5)
+    assert 'instance=~"prod\\.x"' in dotted[0]["query"]
     with pytest.raises(ValueError, match="at least one instance"):
         canary.canary_queries("info", [], ["info1"], 60)
     with pytest.raises(ValueError, match="at least a second"):
         canary.canary_queries("info", ["a"], ["b"], 0)
+
+
+def answer(side, sli, value=None, *, status=200, result=True):
+    body = {"status": "success", "data": {"result": [{"value": [0, value]}] if result else []}}
+    return {"item": {"side": side, "sli": sli}, "status": status, "json": body}
+
+
+def test_prometheus_answers_become_the_verdicts_inputs():
+    answers = [
+        answer("new", "requests", "212"), answer("new", "errors", result=False),
+        answer("new", "p99_seconds", "NaN"), answer("new", "cpu", status=503),
+        answer("old", "requests", "1804.5"), answer("old", "errors", "2"),
+        answer("old", "p99_seconds", "0.012"), answer("old", "cpu", result=False),
+    ]  # fmt: skip
+    assert canary.canary_summaries(answers) == {
+        # No series of errors: none served; NaN, an error, no series of a ratio: unknown.
+        "new": {"requests": 212.0, "errors": 0.0, "p99_seconds": None, "cpu": None},
+        "old": {"requests": 1804.5, "errors": 2.0, "p99_seconds": 0.012, "cpu": None},
+    }
 
 
 @pytest.mark.parametrize(
