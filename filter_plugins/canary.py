@@ -162,6 +162,31 @@ def canary_summaries(answers: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
     return out
 
 
+def canary_batch(
+    plan: Mapping[str, Any], batch: Sequence[str], shares: Sequence[float]
+) -> dict[str, Any]:
+    """Whether this batch is judged, at which share, against which nodes: the batch's place in
+    its tier's plan (``batch_plan``: ``drain`` in order, ``serial`` the batches' sizes) picks
+    the share (``shares[n]`` for the n-th batch of serving nodes; none after the list), and the
+    old nodes are the serving ones still to come (those before run the new release already). A
+    batch of nodes that were not serving, or the last batch (no old node left), is not judged.
+    """
+    drain = list(plan.get("drain") or [])
+    mine = [host for host in batch if host in drain]
+    if not mine:
+        return {"judge": False, "share": 0.0, "old": []}
+    start = drain.index(min(mine, key=drain.index))
+    quiet = len(plan.get("order") or []) - len(drain)
+    sizes = list(plan.get("serial") or [])[1 if quiet else 0 :]
+    index, seen = 0, 0
+    while seen < start and index < len(sizes):
+        seen += int(sizes[index])
+        index += 1
+    old = [host for host in drain[start:] if host not in mine]
+    judged = index < len(shares) and bool(old)
+    return {"judge": judged, "share": float(shares[index]) if judged else 0.0, "old": old}
+
+
 def canary_weight(new: int, old: int, share: float, old_weight: int = 100) -> int:
     """The HAProxy weight that gives ``new`` nodes ``share`` of the requests beside ``old``
     nodes of ``old_weight`` each (round robin is weighted): w = share x old x W / (new x (1 -
@@ -183,4 +208,5 @@ class FilterModule:
             "canary_queries": canary_queries,
             "canary_summaries": canary_summaries,
             "canary_weight": canary_weight,
+            "canary_batch": canary_batch,
         }

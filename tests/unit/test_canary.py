@@ -169,3 +169,25 @@ def test_a_canary_weight_needs_both_sides_and_a_share():
     for args in ((0, 3, 0.1), (1, 0, 0.1), (1, 3, 0), (1, 3, 1)):
         with pytest.raises(ValueError, match="a canary needs"):
             canary.canary_weight(*args)
+
+
+def test_the_first_batches_are_judged_against_the_serving_nodes_still_to_come():
+    # info3 was not serving (first, undrained); info1, info2, info4 roll in batches of 1.
+    plan = {"order": ["info3", "info1", "info2", "info4"], "drain": ["info1", "info2", "info4"],
+            "serial": [1, 1, 1, 1]}  # fmt: skip
+    assert canary.canary_batch(plan, ["info3"], [0.1]) == {"judge": False, "share": 0.0, "old": []}
+    assert canary.canary_batch(plan, ["info1"], [0.1, 0.25]) == {
+        "judge": True, "share": 0.1, "old": ["info2", "info4"]
+    }  # fmt: skip
+    assert canary.canary_batch(plan, ["info2"], [0.1, 0.25]) == {
+        "judge": True, "share": 0.25, "old": ["info4"]
+    }  # fmt: skip
+    # Past the shares listed, or the last batch (nothing old to compare with): not judged.
+    assert not canary.canary_batch(plan, ["info2"], [0.1])["judge"]
+    assert not canary.canary_batch(plan, ["info4"], [0.1, 0.2, 0.3])["judge"]
+    # Percent batches: [1, 2, 1] of four serving nodes.
+    four = {"order": ["a", "b", "c", "d"], "drain": ["a", "b", "c", "d"], "serial": [1, 2, 1]}
+    assert canary.canary_batch(four, ["b", "c"], [0.1, 0.3]) == {
+        "judge": True, "share": 0.3, "old": ["d"]
+    }  # fmt: skip
+    assert canary.FilterModule().filters()["canary_batch"] is canary.canary_batch
