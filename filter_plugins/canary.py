@@ -71,10 +71,12 @@ def canary_verdict(
     summaries = {"new": _summary(new), "old": _summary(old)}
     minimum = float(thresholds["min_requests"])
     few = [
-        f"{name} nodes served {int(s['requests'] or 0)} requests in the window, fewer than"
+        f"no request count for the {name} nodes (Prometheus gave none)"
+        if s["requests"] is None
+        else f"{name} nodes served {int(s['requests'])} requests in the window, fewer than"
         f" {int(minimum)}"
         for name, s in summaries.items()
-        if (s["requests"] or 0) < minimum
+        if s["requests"] is None or s["requests"] < minimum
     ]
     if few:
         return {"verdict": "none", "reasons": few, "checks": []}
