@@ -8,6 +8,12 @@ factor: a release is failed when it is worse than the fleet by a margin *and* wo
 is acceptable outright, so a fleet already past its goal (an overload) does not fail every new
 release, and a tiny baseline (0.1 % errors) does not make one more error a failure.
 
+Latency is judged twice: the tier's p99 (its SLO's statistic), and each route's mean latency
+against the same route on the old nodes. A tier's tail is often one slow route's (info's is
+its logins', a KDF by design), so a regression on another route hides under it; a route's mean
+moves with every one of its requests and stays steady with a few dozen of them, where a p99 of
+so few is its slowest one. A route is judged when each side served ``min_route_requests`` of it.
+
 - ``fail``: at least one SLI is past its limit (the numbers say which, new vs old, and the limit);
 - ``none``: no verdict can be given: a side has too few requests in the window for a ratio or a
   percentile to mean something, or an SLI is missing (no histogram, Prometheus did not answer);
@@ -28,8 +34,10 @@ _SLIS = (
     ("p99 latency", "p99_seconds", "p99_max_seconds", "p99_factor", "{:.3f} s"),
     ("CPU saturation", "cpu", "cpu_max", "cpu_factor", "{:.0%}"),
 )
+_ROUTE_KEYS = ("min_route_requests", "route_mean_max_seconds", "route_mean_factor")
 THRESHOLD_KEYS = frozenset(
-    {"min_requests"} | {key for _, _, absolute, factor, _ in _SLIS for key in (absolute, factor)}
+    {"min_requests", *_ROUTE_KEYS}
+    | {key for _, _, absolute, factor, _ in _SLIS for key in (absolute, factor)}
 )
 
 
@@ -43,12 +51,42 @@ def _summary(side: Mapping[str, Any] | None) -> dict[str, float | None]:
 
     requests, errors = number("requests"), number("errors")
     ratio = errors / requests if requests and errors is not None else None
+    counts, seconds = side.get("route_requests") or {}, side.get("route_seconds") or {}
+    routes = {
+        route: (float(count), float(seconds[route]) / float(count))
+        for route, count in counts.items()
+        if count and seconds.get(route) is not None
+    }
     return {
         "requests": requests,
         "error_ratio": ratio,
         "p99_seconds": number("p99_seconds"),
         "cpu": number("cpu"),
+        "routes": routes,
     }
+
+
+def _route_checks(
+    new: Mapping[str, tuple[float, float]],
+    old: Mapping[str, tuple[float, float]],
+    thresholds: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Each route both sides served ``min_route_requests`` of: its mean latency new vs old."""
+    least = float(thresholds["min_route_requests"])
+    checks = []
+    for route in sorted(set(new) & set(old)):
+        (count, value), (old_count, baseline) = new[route], old[route]
+        if count < least or old_count < least:
+            continue
+        limit = max(
+            float(thresholds["route_mean_max_seconds"]),
+            baseline * float(thresholds["route_mean_factor"]),
+        )
+        checks.append(
+            {"sli": "route_mean_seconds", "route": route, "new": value, "old": baseline,
+             "limit": limit, "ok": value <= limit}
+        )  # fmt: skip
+    return checks
 
 
 def canary_verdict(
@@ -56,7 +94,8 @@ def canary_verdict(
     old: Mapping[str, Any] | None,
     thresholds: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """``{"verdict": "pass"|"fail"|"none", "reasons": [...], "checks": [...]}``.
+    """``{"verdict": "pass"|"fail"|"none", "reasons": [...], "checks": [...], "summary": "..."}``
+    (``summary``: every number on one line, for the deployment notification).
 
     ``new`` and ``old``: ``requests`` and ``errors`` (5xx) counted over the window, its
     ``p99_seconds`` and ``cpu`` (busy share of the nodes' cores, 0..1); None for a side
@@ -79,7 +118,7 @@ def canary_verdict(
         if s["requests"] is None or s["requests"] < minimum
     ]
     if few:
-        return {"verdict": "none", "reasons": few, "checks": []}
+        return {"verdict": "none", "reasons": few, "checks": [], "summary": "; ".join(few)}
     checks, failed, unknowable = [], [], []
     for title, key, absolute, factor, shown in _SLIS:
         value, baseline = summaries["new"][key], summaries["old"][key]
@@ -94,11 +133,38 @@ def canary_verdict(
                 f"{title} {shown.format(value)} on the new nodes, past the limit"
                 f" {shown.format(limit)} (old nodes {shown.format(baseline)})"
             )
+    new_count, old_count = (int(summaries[side]["requests"] or 0) for side in ("new", "old"))
+    counts = f"requests new {new_count}, old {old_count}"
+    numbers = "; ".join(
+        [counts]
+        + [
+            f"{title} {shown.format(c['new'])} (old {shown.format(c['old'])},"
+            f" limit {shown.format(c['limit'])})"
+            for title, key, _, _, shown in _SLIS
+            for c in checks
+            if c["sli"] == key
+        ]
+    )
+    routes = _route_checks(summaries["new"]["routes"], summaries["old"]["routes"], thresholds)
+    checks += routes
+    failed += [
+        f"mean latency of {c['route']} {c['new']:.3f} s on the new nodes, past the limit"
+        f" {c['limit']:.3f} s (old nodes {c['old']:.3f} s)"
+        for c in routes
+        if not c["ok"]
+    ]
+    if routes:
+        worst = max(routes, key=lambda c: c["new"] / c["limit"])
+        numbers += (
+            f"; {len(routes)} routes' mean latency, nearest its limit {worst['route']}"
+            f" {worst['new']:.3f} s (old {worst['old']:.3f} s, limit {worst['limit']:.3f} s)"
+        )
     if failed:
-        return {"verdict": "fail", "reasons": failed, "checks": checks}
+        return {"verdict": "fail", "reasons": failed, "checks": checks, "summary": numbers}
     if unknowable:
-        return {"verdict": "none", "reasons": unknowable, "checks": checks}
-    return {"verdict": "pass", "reasons": [], "checks": checks}
+        summary = "; ".join([numbers, *unknowable])
+        return {"verdict": "none", "reasons": unknowable, "checks": checks, "summary": summary}
+    return {"verdict": "pass", "reasons": [], "checks": checks, "summary": numbers}
 
 
 # What the SLIs leave out: the load balancers' checks and the scrapes are not users.
@@ -116,7 +182,8 @@ def canary_queries(
 ) -> list[dict[str, str]]:
     """The PromQL that summarises each side over the bake window, one ``{side, sli, query}``
     per ``canary_verdict`` key: ``requests`` and ``errors`` (5xx) counted, ``p99_seconds``
-    from the latency histogram, ``cpu`` the busy share of the nodes' cores (node_exporter).
+    from the latency histogram, ``cpu`` the busy share of the nodes' cores (node_exporter),
+    ``route_requests`` and ``route_seconds`` (the histogram's count and sum) by route.
     Health checks and scrapes are not requests. ``new`` and ``old``: the nodes' ``instance``
     labels (their inventory names).
     """
@@ -138,26 +205,40 @@ def canary_queries(
                 "1 - avg(rate(node_cpu_seconds_total"
                 f'{{job="node",mode="idle",instance=~"{instances}"}}[{window}]))'
             ),
+            "route_requests": (
+                "sum by (route) (increase("
+                f"http_request_duration_seconds_count{{{match}}}[{window}]))"
+            ),
+            "route_seconds": (
+                f"sum by (route) (increase(http_request_duration_seconds_sum{{{match}}}[{window}]))"
+            ),
         }
         out += [{"side": side, "sli": sli, "query": query} for sli, query in queries.items()]
     return out
 
 
-def canary_summaries(answers: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
+def canary_summaries(answers: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Both sides' numbers from Prometheus' answers to ``canary_queries`` (a registered loop:
     each result's ``item`` the query, ``json`` the API's answer). An error, an empty result or
     NaN (a histogram without requests) is None: unknown, never zero; except the counts, where
-    no series means none were served."""
-    out: dict[str, dict[str, float | None]] = {"new": {}, "old": {}}
+    no series means none were served. The by-route queries give ``{route: value}`` (NaN and
+    errors left out)."""
+    out: dict[str, dict[str, Any]] = {"new": {}, "old": {}}
     for answer in answers:
         item = answer["item"]
-        value: float | None = None
+        by_route = item["sli"].startswith("route_")
+        value: Any = {} if by_route else None
         body = answer.get("json") or {}
         if answer.get("status") == 200 and body.get("status") == "success":
             result = (body.get("data") or {}).get("result") or []
-            if result:
-                number = float(result[0]["value"][1])
-                value = None if math.isnan(number) else number
+            numbers = [
+                ((series.get("metric") or {}).get("route", ""), float(series["value"][1]))
+                for series in result
+            ]
+            if by_route:
+                value = {route: n for route, n in numbers if not math.isnan(n)}
+            elif numbers:
+                value = None if math.isnan(numbers[0][1]) else numbers[0][1]
             elif item["sli"] in ("requests", "errors"):
                 value = 0.0
         out[item["side"]][item["sli"]] = value
@@ -189,6 +270,33 @@ def canary_batch(
     return {"judge": judged, "share": float(shares[index]) if judged else 0.0, "old": old}
 
 
+def canary_judged(plan: Mapping[str, Any] | None, shares: Sequence[float]) -> bool:
+    """Whether any batch of a tier's plan is judged (``canary_batch``)."""
+    plan = plan or {}
+    drain = list(plan.get("drain") or [])
+    quiet = len(plan.get("order") or []) - len(drain)
+    start = 0
+    for size in list(plan.get("serial") or [])[1 if quiet else 0 :]:
+        batch = drain[start : start + int(size)]
+        if batch and canary_batch(plan, batch, shares)["judge"]:
+            return True
+        start += int(size)
+    return False
+
+
+def canary_judged_tiers(
+    batches: Mapping[str, Any], canary: Mapping[str, Any], tiers: Sequence[str]
+) -> list[str]:
+    """Which of a run's ``tiers`` will have a batch judged: those with a canary (``canary``:
+    the inventory's ``fleet_canary``) whose plan (``batches``: ``batch_plan``'s answer) has a
+    batch ``canary_judged``. The run needs the canary's judge before it changes a node."""
+    return [
+        tier
+        for tier in tiers
+        if tier in canary and canary_judged(batches.get(tier), canary[tier]["shares"])
+    ]
+
+
 def canary_weight(new: int, old: int, share: float, old_weight: int = 100) -> int:
     """The HAProxy weight that gives ``new`` nodes ``share`` of the requests beside ``old``
     nodes of ``old_weight`` each (round robin is weighted): w = share x old x W / (new x (1 -
@@ -210,5 +318,6 @@ class FilterModule:
             "canary_queries": canary_queries,
             "canary_summaries": canary_summaries,
             "canary_weight": canary_weight,
+            "canary_judged_tiers": canary_judged_tiers,
             "canary_batch": canary_batch,
         }

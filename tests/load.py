@@ -40,6 +40,11 @@ class LoadResult:
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     retried: int = 0
+    # Answered (2xx) but slower than the load's ``slow_seconds``: by method and path.
+    slow: Counter[str] = field(default_factory=Counter)
+    # Each failed or slow request: when it was sent (time.monotonic()) and its failure reason or
+    # "slow <method> <path>": how long users saw a fault, and where.
+    bad: list[tuple[float, str]] = field(default_factory=list)
 
 
 IDEMPOTENT = frozenset({"GET", "HEAD"})
@@ -56,8 +61,10 @@ class SteadyLoad:
         max_requests: int = 200_000,
         headers: dict[str, str] | None = None,
         rate: float | None = 25.0,
+        slow_seconds: float | None = None,
     ) -> None:
         self.port, self.paths, self.workers = port, paths, workers
+        self.slow_seconds = slow_seconds
         self.interval = workers / rate if rate else 0.0
         self.started = time.monotonic()
         self.deadline = self.started + max_seconds
@@ -88,12 +95,16 @@ class SteadyLoad:
             thread.join(timeout=30)
         return self.result
 
-    def _record(self, reason: str | None) -> bool:
+    def _record(self, reason: str | None, slow: str | None = None, at: float = 0.0) -> bool:
         with self._lock:
             self.result.sent += 1
             if reason:
                 self.result.failed += 1
                 self.result.reasons[reason] += 1
+            elif slow:
+                self.result.slow[slow] += 1
+            if reason or slow:
+                self.result.bad.append((at, reason or f"slow {slow}"))
             return self.result.sent < self.max_requests
 
     def _send(
@@ -122,6 +133,7 @@ class SteadyLoad:
             call = item if isinstance(item, Call) else Call("GET", item)
             i += 1
             reason = None
+            began = time.monotonic()
             try:
                 if conn is None:
                     conn, reused = self._connect(), False
@@ -148,7 +160,9 @@ class SteadyLoad:
                 if conn is not None:
                     conn.close()
                 conn = None
-            if not self._record(reason):
+            took = time.monotonic() - began
+            slow = self.slow_seconds is not None and took >= self.slow_seconds
+            if not self._record(reason, f"{call.method} {call.path}" if slow else None, began):
                 break
         if conn is not None:
             conn.close()

@@ -16,8 +16,16 @@ INFO = {
     "p99_factor": 1.5,
     "cpu_max": 0.9,
     "cpu_factor": 1.5,
+    "min_route_requests": 20,
+    "route_mean_max_seconds": 0.05,
+    "route_mean_factor": 2.0,
 }
 OLD = {"requests": 2000, "errors": 0, "p99_seconds": 0.012, "cpu": 0.30}
+# Three routes of the old nodes over the window: requests, and seconds spent serving them.
+OLD_ROUTES = {
+    "route_requests": {"/login": 300.0, "/mask-to-cidr": 300.0, "/version": 10.0},
+    "route_seconds": {"/login": 27.0, "/mask-to-cidr": 1.5, "/version": 0.02},
+}
 
 
 def verdict(new, old=OLD, thresholds=INFO):
@@ -30,6 +38,10 @@ def test_a_release_like_the_old_one_passes():
     assert result["reasons"] == []
     assert [c["sli"] for c in result["checks"]] == ["error_ratio", "p99_seconds", "cpu"]
     assert all(c["ok"] for c in result["checks"])
+    # The notification's one line: the counts, then each SLI against the old nodes and its limit.
+    assert result["summary"].startswith("requests new 220, old ")
+    assert "; error ratio 0.00% (old " in result["summary"]
+    assert "; p99 latency 0.014 s (old " in result["summary"]
     # One error in 220 stays under the absolute 1 %: a blip is not a failure.
     assert (
         verdict({"requests": 220, "errors": 1, "p99_seconds": 0.014, "cpu": 0.3})["verdict"]
@@ -44,8 +56,37 @@ def test_80_ms_more_on_an_endpoint_fails_on_p99_with_the_numbers():
     assert reason == (
         "p99 latency 0.094 s on the new nodes, past the limit 0.050 s (old nodes 0.012 s)"
     )
+    assert "p99 latency 0.094 s (old 0.012 s, limit 0.050 s)" in result["summary"]
     (p99,) = [c for c in result["checks"] if c["sli"] == "p99_seconds"]
     assert (p99["new"], p99["old"], p99["limit"], p99["ok"]) == (0.094, 0.012, 0.05, False)
+
+
+def test_80_ms_more_on_one_route_fails_on_its_mean_where_the_tier_p99_hides_it():
+    # The tier's p99 is its logins' (90 ms on both sides): +80 ms on /mask-to-cidr, a sixth of
+    # the requests, leaves it within 1.5 x; the route's mean goes from 5 ms to 85 ms.
+    old = {**OLD, "p99_seconds": 0.094, **OLD_ROUTES}
+    new = {
+        "requests": 150, "errors": 0, "p99_seconds": 0.098, "cpu": 0.3,
+        "route_requests": {"/login": 25, "/mask-to-cidr": 25, "/version": 2},
+        "route_seconds": {"/login": 2.3, "/mask-to-cidr": 2.125, "/version": 0.002},
+    }  # fmt: skip
+    result = verdict(new, old)
+    assert result["verdict"] == "fail"
+    assert result["reasons"] == [
+        "mean latency of /mask-to-cidr 0.085 s on the new nodes, past the limit 0.050 s"
+        " (old nodes 0.005 s)"
+    ]
+    # /version had too few requests to judge; /login is within 2 x its old mean.
+    routes = [c for c in result["checks"] if c["sli"] == "route_mean_seconds"]
+    assert [(c["route"], c["ok"]) for c in routes] == [("/login", True), ("/mask-to-cidr", False)]
+    assert "2 routes' mean latency, nearest its limit /mask-to-cidr 0.085 s" in result["summary"]
+    # The same release without the 80 ms passes, and says which route came nearest.
+    good = {**new, "route_seconds": {"/login": 2.3, "/mask-to-cidr": 0.15, "/version": 0.002}}
+    assert verdict(good, old)["verdict"] == "pass"
+    assert (
+        "nearest its limit /login 0.092 s (old 0.090 s, limit 0.180 s)"
+        in (verdict(good, old)["summary"])
+    )
 
 
 def test_five_percent_failed_conversions_fail_on_the_error_ratio():
@@ -92,6 +133,7 @@ def test_no_verdict_when_the_numbers_cannot_decide(new, old, why):
     result = verdict(new, old)
     assert result["verdict"] == "none"
     assert any(why in reason for reason in result["reasons"]), result["reasons"]
+    assert why in result["summary"]
 
 
 def test_a_measured_failure_wins_over_a_missing_sli():
@@ -114,7 +156,7 @@ def test_thresholds_are_checked():
 def test_the_queries_summarise_each_side_over_the_window_without_checks_or_scrapes():
     queries = canary.canary_queries("info", ["info4"], ["info2", "info1", "info3"], 90)
     by = {(q["side"], q["sli"]): q["query"] for q in queries}
-    assert len(queries) == 8
+    assert len(queries) == 12
     assert by["new", "requests"] == (
         'sum(increase(http_requests_total{job="info",instance=~"info4",'
         'route!~"/_health|/_ready|/metrics|/api/health"}[90s]))'
@@ -126,6 +168,13 @@ def test_the_queries_summarise_each_side_over_the_window_without_checks_or_scrap
     assert by["new", "cpu"] == (
         '1 - avg(rate(node_cpu_seconds_total{job="node",mode="idle",instance=~"info4"}[90s]))'
     )
+    assert by["old", "route_requests"].startswith(
+        "sum by (route) (increase(http_request_duration_seconds_count{"
+    )
+    assert by["old", "route_seconds"].startswith(
+        "sum by (route) (increase(http_request_duration_seconds_sum{"
+    )
+    assert 'route!~"/_health|/_ready|/metrics|/api/health"' in by["old", "route_seconds"]
     # A name is a literal in the regex, never a pattern.
     dotted = canary.canary_queries("info", ["prod.x"], ["a"], 5)
     assert 'instance=~"prod\\.x"' in dotted[0]["query"]
@@ -140,18 +189,30 @@ def answer(side, sli, value=None, *, status=200, result=True):
     return {"item": {"side": side, "sli": sli}, "status": status, "json": body}
 
 
+def by_route(side, sli, values, *, status=200):
+    series = [{"metric": {"route": r}, "value": [0, v]} for r, v in values.items()]
+    body = {"status": "success", "data": {"result": series}}
+    return {"item": {"side": side, "sli": sli}, "status": status, "json": body}
+
+
 def test_prometheus_answers_become_the_verdicts_inputs():
     answers = [
         answer("new", "requests", "212"), answer("new", "errors", result=False),
         answer("new", "p99_seconds", "NaN"), answer("new", "cpu", status=503),
         answer("old", "requests", "1804.5"), answer("old", "errors", "2"),
         answer("old", "p99_seconds", "0.012"), answer("old", "cpu", result=False),
+        by_route("new", "route_requests", {"/a": "20", "/b": "NaN"}),
+        by_route("new", "route_seconds", {"/a": "0.4"}, status=503),
+        by_route("old", "route_requests", {"/a": "60"}),
+        by_route("old", "route_seconds", {"/a": "0.3"}),
     ]  # fmt: skip
     assert canary.canary_summaries(answers) == {
         # No series of errors: none served; NaN, an error, no series of a ratio: unknown.
-        "new": {"requests": 212.0, "errors": 0.0, "p99_seconds": None, "cpu": None},
-        "old": {"requests": 1804.5, "errors": 2.0, "p99_seconds": 0.012, "cpu": None},
-    }
+        "new": {"requests": 212.0, "errors": 0.0, "p99_seconds": None, "cpu": None,
+                "route_requests": {"/a": 20.0}, "route_seconds": {}},
+        "old": {"requests": 1804.5, "errors": 2.0, "p99_seconds": 0.012, "cpu": None,
+                "route_requests": {"/a": 60.0}, "route_seconds": {"/a": 0.3}},
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -191,3 +252,25 @@ def test_the_first_batches_are_judged_against_the_serving_nodes_still_to_come():
         "judge": True, "share": 0.3, "old": ["d"]
     }  # fmt: skip
     assert canary.FilterModule().filters()["canary_batch"] is canary.canary_batch
+
+
+def test_a_plan_needs_the_judge_when_one_of_its_batches_is_judged():
+    plan = {"order": ["info3", "info1", "info2"], "drain": ["info1", "info2"], "serial": [1, 1, 1]}
+    assert canary.canary_judged(plan, [0.1])
+    assert not canary.canary_judged(plan, [])
+    # One serving node, or all of them in one batch: nothing old to compare with.
+    assert not canary.canary_judged({"order": ["a"], "drain": ["a"], "serial": [1]}, [0.1])
+    assert not canary.canary_judged(
+        {"order": ["a", "b"], "drain": ["a", "b"], "serial": [2]}, [0.1]
+    )
+    # Nothing to drain (a new environment, a run that changes nothing), or no plan for the tier.
+    assert not canary.canary_judged({"order": ["a", "b"], "drain": [], "serial": [2]}, [0.1])
+    assert not canary.canary_judged(None, [0.1])
+    # A run's tiers: those with a canary and a judged batch.
+    both = {"info": plan, "data": {"order": ["data1"], "drain": ["data1"], "serial": [1]}}
+    shares = {"info": {"shares": [0.1]}, "data": {"shares": [0.1]}}
+    assert canary.canary_judged_tiers(both, shares, ["data", "info"]) == ["info"]
+    assert canary.canary_judged_tiers(both, shares, ["data"]) == []
+    assert canary.canary_judged_tiers(both, {"data": {"shares": [0.1]}}, ["info"]) == []
+    filters = canary.FilterModule().filters()
+    assert filters["canary_judged_tiers"] is canary.canary_judged_tiers

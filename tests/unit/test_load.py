@@ -87,3 +87,42 @@ def test_the_workers_share_the_rate_instead_of_sending_back_to_back(port):
     with SteadyLoad(port, ["/x"], workers=4, max_seconds=10, rate=None) as flat_out:
         time.sleep(1.0)
     assert flat_out.result.sent > 4 * load.result.sent
+
+
+class SlowOnOnePath(BaseHTTPRequestHandler):
+    """Answers /slow after 150 ms, anything else at once (a delayed ACK can add 40 ms)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            time.sleep(0.15)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_answers_slower_than_the_bound_are_counted_by_path_and_not_failed():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowOnOnePath)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        load = SteadyLoad(
+            server.server_port, ["/slow", "/fast"], workers=1, max_seconds=10,
+            max_requests=10, rate=None, slow_seconds=0.1,
+        )  # fmt: skip
+        with load:
+            deadline = time.monotonic() + 10
+            while not load.finished() and time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        server.shutdown()
+    assert load.result.sent == 10
+    assert load.result.failed == 0
+    assert load.result.slow == {"GET /slow": 5}
+    assert [what for _, what in load.result.bad] == ["slow GET /slow"] * 5
+    times = [at for at, _ in load.result.bad]
+    assert load.started <= min(times) <= max(times) <= time.monotonic()
