@@ -40,10 +40,10 @@ class LoadResult:
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     retried: int = 0
-    # Answered (2xx) but slower than the load's ``slow_seconds``: by method and path.
-    slow: Counter[str] = field(default_factory=Counter)
-    # Each failed or slow request: when it was sent (time.monotonic()) and its failure reason or
-    # "slow <method> <path>": how long users saw a fault, and where.
+    # Answered (2xx) with the load's ``marker`` header (a test release's sign): by method and path.
+    marked: Counter[str] = field(default_factory=Counter)
+    # Each failed or marked request: when it was sent (time.monotonic()) and its failure reason
+    # or "marked <method> <path>": how long users saw a fault, and where.
     bad: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -61,10 +61,10 @@ class SteadyLoad:
         max_requests: int = 200_000,
         headers: dict[str, str] | None = None,
         rate: float | None = 25.0,
-        slow_seconds: float | None = None,
+        marker: str | None = None,
     ) -> None:
         self.port, self.paths, self.workers = port, paths, workers
-        self.slow_seconds = slow_seconds
+        self.marker = marker
         self.interval = workers / rate if rate else 0.0
         self.started = time.monotonic()
         self.deadline = self.started + max_seconds
@@ -95,16 +95,16 @@ class SteadyLoad:
             thread.join(timeout=30)
         return self.result
 
-    def _record(self, reason: str | None, slow: str | None = None, at: float = 0.0) -> bool:
+    def _record(self, reason: str | None, marked: str | None = None, at: float = 0.0) -> bool:
         with self._lock:
             self.result.sent += 1
             if reason:
                 self.result.failed += 1
                 self.result.reasons[reason] += 1
-            elif slow:
-                self.result.slow[slow] += 1
-            if reason or slow:
-                self.result.bad.append((at, reason or f"slow {slow}"))
+            elif marked:
+                self.result.marked[marked] += 1
+            if reason or marked:
+                self.result.bad.append((at, reason or f"marked {marked}"))
             return self.result.sent < self.max_requests
 
     def _send(
@@ -115,6 +115,19 @@ class SteadyLoad:
         )
         res = conn.getresponse()
         return res, res.read()
+
+    def _judge(
+        self, call: Call, res: http.client.HTTPResponse, body: bytes
+    ) -> tuple[str | None, str | None]:
+        """An answer's failure reason (not 2xx), and whether it carries the marker header."""
+        marked = (
+            f"{call.method} {call.path}" if self.marker and res.getheader(self.marker) else None
+        )
+        if 200 <= res.status < 300:
+            return None, marked
+        # The body's start says who answered (HAProxy's error or the app's).
+        said = body[:80].decode(errors="replace")
+        return f"{call.method} {call.path} {res.status} {said}", marked
 
     def _run(self, worker: int) -> None:
         conn: http.client.HTTPConnection | None = None
@@ -132,7 +145,7 @@ class SteadyLoad:
             item = self.paths[i % len(self.paths)]
             call = item if isinstance(item, Call) else Call("GET", item)
             i += 1
-            reason = None
+            reason = marked = None
             began = time.monotonic()
             try:
                 if conn is None:
@@ -148,10 +161,7 @@ class SteadyLoad:
                         self.result.retried += 1
                     res, body = self._send(conn, call)
                 reused = True
-                if not 200 <= res.status < 300:
-                    # The body's start says who answered (HAProxy's error or the app's).
-                    said = body[:80].decode(errors="replace")
-                    reason = f"{call.method} {call.path} {res.status} {said}"
+                reason, marked = self._judge(call, res, body)
                 if res.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
@@ -160,9 +170,7 @@ class SteadyLoad:
                 if conn is not None:
                     conn.close()
                 conn = None
-            took = time.monotonic() - began
-            slow = self.slow_seconds is not None and took >= self.slow_seconds
-            if not self._record(reason, f"{call.method} {call.path}" if slow else None, began):
+            if not self._record(reason, marked, began):
                 break
         if conn is not None:
             conn.close()

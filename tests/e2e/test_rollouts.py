@@ -634,13 +634,45 @@ def test_h_info_scales_out_from_a_golden_image_without_a_reload_or_a_failed_requ
 # the first batch, 50 % for the second) for the bake window (30 s), then Prometheus judges it
 # against the old nodes (filter_plugins/canary.py). The releases below pass the functional gate
 # (health, version, smoke): only the canary can stop them.
+# The test's fault, in the route (so the service's own latency histogram sees it), and a mark on
+# its answers outside the app (so the load counts exactly the requests it served).
+SLOWER = """
+
+import time as _time
+
+_mask_to_cidr = mask_to_cidr
+
+
+def mask_to_cidr(value):
+    _time.sleep(0.08)
+    return _mask_to_cidr(value)
+"""
+MARKED = """
+
+_build_app = build_app
+
+
+def build_app(config, data):
+    inner = _build_app(config, data)
+
+    def marking(environ, start_response):
+        if environ.get("PATH_INFO") != "/mask-to-cidr":
+            return inner(environ, start_response)
+
+        def marked(status, headers, exc_info=None):
+            return start_response(status, [*headers, ("X-Test-Fault", "80 ms")], exc_info)
+
+        return inner(environ, marked)
+
+    return marking
+"""
+
+
 def slow_mask_to_cidr(apps: Path) -> None:
     """A release 80 ms slower on one endpoint (/mask-to-cidr), correct and healthy."""
-    cidr = apps / "info/src/fleetops_info/cidr.py"
-    cidr.write_text(
-        cidr.read_text() + "\n\nimport time as _time\n\n_mask_to_cidr = mask_to_cidr\n\n\n"
-        "def mask_to_cidr(value):\n    _time.sleep(0.08)\n    return _mask_to_cidr(value)\n"
-    )
+    for name, fault in (("cidr.py", SLOWER), ("app.py", MARKED)):
+        source = apps / "info/src/fleetops_info" / name
+        source.write_text(source.read_text() + fault)
 
 
 def fail_one_conversion_in_20(apps: Path) -> None:
@@ -744,20 +776,20 @@ def test_i_a_release_80_ms_slower_on_one_endpoint_is_aborted_at_its_canary(fleet
     receiver.events.clear()
     with SteadyLoad(
         fleet.port_base + 80, user_load(fleet, token).paths, workers=4, max_seconds=600,
-        slow_seconds=0.08,
+        marker="X-Test-Fault",
     ) as load:  # fmt: skip
         time.sleep(2)
         done = rollout(fleet, "-e", "tier=info", "-e", f"fleet_release_version={slow}")
         time.sleep(2)
     record(fleet, "(i-a) +80 ms on /mask-to-cidr, aborted", load)
     report = aborted_by_the_canary(
-        fleet, receiver, load, done, before=before, name="(i-a)", fault="slow GET /mask-to-cidr"
+        fleet, receiver, load, done, before=before, name="(i-a)", fault="marked GET /mask-to-cidr"
     )
     assert "mean latency of /mask-to-cidr" in receiver.events[1]["detail"]
     # Users saw it as slow answers of /mask-to-cidr, never a failed request, and only the
     # canary's share for about its window: 20 % x 4 a second x 30 s = 25, bounded at 3 x that.
     assert load.result.failed == 0, dict(load.result.reasons)
-    assert 0 < report["affected requests"] <= 75, load.result.slow
+    assert 0 < report["affected requests"] <= 75, load.result.marked
     assert report["seconds users saw it (first to last affected request)"] < 90
 
 

@@ -108,3 +108,14 @@ def test_metrics_count_routes_statuses_and_version(client):
     assert 'http_request_duration_seconds_bucket{le="0.05",method="POST",route="/echo"} 1.0' in text
     assert 'app_info{service="demo",version="9.9.9"} 1.0' in text
     assert "process_cpu_seconds_total" in text
+
+
+def test_every_route_has_its_series_before_its_first_request(client):
+    # At 0 from the start, so a new process' first error is an increase, not a new series.
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/boom",status="500"} 0.0' in text
+    assert 'http_requests_total{method="GET",route="/boom",status="200"} 0.0' in text
+    assert 'http_request_duration_seconds_count{method="POST",route="/echo"} 0.0' in text
+    client.get("/boom", status=500, expect_errors=True)
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/boom",status="500"} 1.0' in text

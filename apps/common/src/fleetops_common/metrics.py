@@ -56,7 +56,10 @@ class Metrics:
         info.labels(service=service, version=version).set(1)
 
     def wrap(self, app: WSGIApp) -> WSGIApp:
-        """Return ``app`` wrapped so that every request is counted and timed."""
+        """Return ``app`` wrapped so that every request is counted and timed. A bottle app's
+        routes get their series at once (``initialize``)."""
+        if isinstance(app, bottle.Bottle):
+            self.initialize(app)
 
         def middleware(
             environ: dict[str, Any], start_response: Callable[..., Any]
@@ -82,6 +85,17 @@ class Metrics:
             return body
 
         return middleware
+
+    def initialize(self, app: bottle.Bottle) -> None:
+        """Every route's request series (answered 200, failed 500) and histogram at 0 from the
+        process' start. A series born with its first error is seen by ``increase()`` and
+        ``rate()`` only from its second scrape: a new release's first errors would be missing
+        from a canary's bake window and an SLO's short burn-rate window."""
+        for route in app.routes:
+            method = route.method if route.method in _METHODS else "other"
+            self._latency.labels(method=method, route=route.rule)
+            for status in ("200", "500"):
+                self._requests.labels(method=method, route=route.rule, status=status)
 
     def expose(self) -> bytes:
         """The Prometheus text exposition of every metric, for the ``/metrics`` route."""
