@@ -348,7 +348,7 @@ def table(r: dict) -> str:
         (
             "rollout seconds per info node",
             f"{r['rollout_seconds_per_info_node']:.1f}",
-            "drain, switch, gate, UP, the first batch's canary (under 25 requests/s)",
+            "drain, switch, gate, UP, the canary's bakes (under 25 requests/s)",
         ),
         (
             "no-op site.yml ÷ first converge",
