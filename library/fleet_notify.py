@@ -16,7 +16,8 @@ options:
   event:
     description: >-
       The event's fields: environment, tier, action, event (start, batch, success, failure,
-      rollback, lock_broken, override: going on without a canary verdict), old_version, new_version, batch, result, who, detail.
+      rollback, lock_broken, override: going on without a canary verdict), old_version,
+      new_version, batch, result, who, detail.
     type: dict
     required: true
   started:
