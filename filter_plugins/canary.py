@@ -98,10 +98,12 @@ def canary_verdict(
     (``summary``: every number on one line, for the deployment notification).
 
     ``new`` and ``old``: ``requests`` and ``errors`` (5xx) counted over the window, its
-    ``p99_seconds`` and ``cpu`` (busy share of the nodes' cores, 0..1); None for a side
-    Prometheus gave nothing for. ``thresholds``: ``min_requests`` per side, and for each SLI an
+    ``p99_seconds`` and ``cpu`` (busy share of the nodes' cores, 0..1), ``route_requests`` and
+    ``route_seconds`` (``{route: value}``: requests and the seconds spent on them); None for a
+    side Prometheus gave nothing for. ``thresholds``: ``min_requests`` per side, for each SLI an
     absolute limit and a factor on the old nodes' value (``error_ratio_max``,
-    ``error_ratio_factor``, ``p99_max_seconds``, ``p99_factor``, ``cpu_max``, ``cpu_factor``).
+    ``error_ratio_factor``, ``p99_max_seconds``, ``p99_factor``, ``cpu_max``, ``cpu_factor``,
+    ``route_mean_max_seconds``, ``route_mean_factor``), and ``min_route_requests``.
     """
     unknown = set(thresholds) - THRESHOLD_KEYS
     missing = THRESHOLD_KEYS - set(thresholds)
