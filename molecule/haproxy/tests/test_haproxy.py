@@ -260,7 +260,7 @@ def test_a_new_instance_is_gated_enabled_written_and_kept_by_a_reload(host, reco
         booting["name"]: "127.0.0.2:5555",
     }
     assert host.run("haproxy -c -q -f /etc/haproxy/haproxy.cfg").rc == 0
-    line = f"    server {new['name']} {address} check inter 2s fall 2 rise 2 maxconn 8\n"
+    line = f"    server {new['name']} {address} check inter 2s fall 2 rise 2 maxconn 8 weight 100\n"
     assert line in host.file("/etc/haproxy/haproxy.cfg").content_string
     # A reload starts from the file (and the saved state): the same servers, same states.
     host.run_expect([0], "systemctl reload haproxy")
