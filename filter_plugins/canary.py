@@ -13,6 +13,9 @@ against the same route on the old nodes. A tier's tail is often one slow route's
 its logins', a KDF by design), so a regression on another route hides under it; a route's mean
 moves with every one of its requests and stays steady with a few dozen of them, where a p99 of
 so few is its slowest one. A route is judged when each side served ``min_route_requests`` of it.
+A route the traffic split says the new nodes should have served that often, but that they
+served less (a small share's luck of the draw), is *thin*: the verdict names it, and the bake
+takes one more window before it passes a batch that a thin route might be hiding a regression in.
 
 - ``fail``: at least one SLI is past its limit (the numbers say which, new vs old, and the limit);
 - ``none``: no verdict can be given: a side has too few requests in the window for a ratio or a
@@ -70,12 +73,18 @@ def _route_checks(
     new: Mapping[str, tuple[float, float]],
     old: Mapping[str, tuple[float, float]],
     thresholds: Mapping[str, Any],
-) -> list[dict[str, Any]]:
-    """Each route both sides served ``min_route_requests`` of: its mean latency new vs old."""
+    split: float,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each route both sides served ``min_route_requests`` of: its mean latency new vs old.
+    And the thin routes: the new nodes served fewer than that of a route where the old nodes'
+    count times ``split`` (new requests per old one, over all routes) expected at least that."""
     least = float(thresholds["min_route_requests"])
-    checks = []
-    for route in sorted(set(new) & set(old)):
-        (count, value), (old_count, baseline) = new[route], old[route]
+    checks, thin = [], []
+    for route in sorted(old):
+        old_count, baseline = old[route]
+        count, value = new.get(route, (0.0, 0.0))
+        if count < least <= old_count * split:
+            thin.append(f"{route} (new {count:.0f}, expected {old_count * split:.0f})")
         if count < least or old_count < least:
             continue
         limit = max(
@@ -86,7 +95,7 @@ def _route_checks(
             {"sli": "route_mean_seconds", "route": route, "new": value, "old": baseline,
              "limit": limit, "ok": value <= limit}
         )  # fmt: skip
-    return checks
+    return checks, thin
 
 
 def canary_verdict(
@@ -94,8 +103,10 @@ def canary_verdict(
     old: Mapping[str, Any] | None,
     thresholds: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """``{"verdict": "pass"|"fail"|"none", "reasons": [...], "checks": [...], "summary": "..."}``
-    (``summary``: every number on one line, for the deployment notification).
+    """``{"verdict": "pass"|"fail"|"none", "reasons": [...], "checks": [...], "thin": [...],
+    "summary": "..."}`` (``summary``: every number on one line, for the deployment
+    notification; ``thin``: the routes the new nodes served too little of to judge, though the
+    traffic split expected enough: the caller bakes longer before it takes a pass).
 
     ``new`` and ``old``: ``requests`` and ``errors`` (5xx) counted over the window, its
     ``p99_seconds`` and ``cpu`` (busy share of the nodes' cores, 0..1), ``route_requests`` and
@@ -120,7 +131,9 @@ def canary_verdict(
         if s["requests"] is None or s["requests"] < minimum
     ]
     if few:
-        return {"verdict": "none", "reasons": few, "checks": [], "summary": "; ".join(few)}
+        return {
+            "verdict": "none", "reasons": few, "checks": [], "thin": [], "summary": "; ".join(few)
+        }  # fmt: skip
     checks, failed, unknowable = [], [], []
     for title, key, absolute, factor, shown in _SLIS:
         value, baseline = summaries["new"][key], summaries["old"][key]
@@ -147,7 +160,12 @@ def canary_verdict(
             if c["sli"] == key
         ]
     )
-    routes = _route_checks(summaries["new"]["routes"], summaries["old"]["routes"], thresholds)
+    routes, thin = _route_checks(
+        summaries["new"]["routes"],
+        summaries["old"]["routes"],
+        thresholds,
+        new_count / old_count if old_count else 0.0,
+    )
     checks += routes
     failed += [
         f"mean latency of {c['route']} {c['new']:.3f} s on the new nodes, past the limit"
@@ -161,12 +179,19 @@ def canary_verdict(
             f"; {len(routes)} routes' mean latency, nearest its limit {worst['route']}"
             f" {worst['new']:.3f} s (old {worst['old']:.3f} s, limit {worst['limit']:.3f} s)"
         )
+    if thin:
+        numbers += f"; too few to judge: {', '.join(thin)}"
+    out = {"checks": checks, "thin": thin, "summary": numbers}
     if failed:
-        return {"verdict": "fail", "reasons": failed, "checks": checks, "summary": numbers}
+        return {"verdict": "fail", "reasons": failed, **out}
     if unknowable:
-        summary = "; ".join([numbers, *unknowable])
-        return {"verdict": "none", "reasons": unknowable, "checks": checks, "summary": summary}
-    return {"verdict": "pass", "reasons": [], "checks": checks, "summary": numbers}
+        return {
+            "verdict": "none",
+            "reasons": unknowable,
+            **out,
+            "summary": "; ".join([numbers, *unknowable]),
+        }
+    return {"verdict": "pass", "reasons": [], **out}
 
 
 # What the SLIs leave out: the load balancers' checks and the scrapes are not users.

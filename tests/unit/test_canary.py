@@ -89,6 +89,31 @@ def test_80_ms_more_on_one_route_fails_on_its_mean_where_the_tier_p99_hides_it()
     )
 
 
+def test_a_route_the_split_expected_enough_of_but_the_new_nodes_served_less_is_thin():
+    # 150 new requests to 2000 old: the split expects 22 of /mask-to-cidr's and /login's 300
+    # (at least 20, enough to judge); the new nodes served 15 of /mask-to-cidr, all of them
+    # 85 ms slow. Not judged, so not failed: named, for the bake to take one more window.
+    # /version (10 old, 1 expected) is too rare to judge at this share, and not thin.
+    old = {**OLD, "p99_seconds": 0.094, **OLD_ROUTES}
+    new = {
+        "requests": 150, "errors": 0, "p99_seconds": 0.098, "cpu": 0.3,
+        "route_requests": {"/login": 25, "/mask-to-cidr": 15, "/version": 2},
+        "route_seconds": {"/login": 2.3, "/mask-to-cidr": 1.275, "/version": 0.002},
+    }  # fmt: skip
+    result = verdict(new, old)
+    assert (result["verdict"], result["thin"]) == ("pass", ["/mask-to-cidr (new 15, expected 22)"])
+    assert result["summary"].endswith("; too few to judge: /mask-to-cidr (new 15, expected 22)")
+    # A route the new nodes did not serve at all is thin too; and one they served enough of is
+    # judged: the same release over a window twice as long fails on it.
+    del new["route_requests"]["/mask-to-cidr"]
+    assert verdict(new, old)["thin"] == ["/mask-to-cidr (new 0, expected 22)"]
+    longer = {**new, "requests": 300, "route_requests": {"/login": 50, "/mask-to-cidr": 30}}
+    longer["route_seconds"] = {"/login": 4.6, "/mask-to-cidr": 2.55}
+    result = verdict(longer, {**old, "requests": 4000})
+    assert (result["verdict"], result["thin"]) == ("fail", [])
+    assert "mean latency of /mask-to-cidr 0.085 s" in result["reasons"][0]
+
+
 def test_five_percent_failed_conversions_fail_on_the_error_ratio():
     # 5 % of conversions, a third of the requests: 1.7 % of all, past the absolute 1 %.
     result = verdict({"requests": 300, "errors": 5, "p99_seconds": 0.013, "cpu": 0.3})
