@@ -94,22 +94,26 @@ def test_a_route_the_split_expected_enough_of_but_the_new_nodes_served_less_is_t
     # (at least 20, enough to judge); the new nodes served 15 of /mask-to-cidr, all of them
     # 85 ms slow. Not judged, so not failed: named, for the bake to take one more window.
     # /version (10 old, 1 expected) is too rare to judge at this share, and not thin.
+    # /quote (150 old, 11 expected): a second window is expected to bring it to 20, so thin.
     old = {**OLD, "p99_seconds": 0.094, **OLD_ROUTES}
+    old["route_requests"] = {**old["route_requests"], "/quote": 150.0}
+    old["route_seconds"] = {**old["route_seconds"], "/quote": 1.5}
     new = {
         "requests": 150, "errors": 0, "p99_seconds": 0.098, "cpu": 0.3,
-        "route_requests": {"/login": 25, "/mask-to-cidr": 15, "/version": 2},
-        "route_seconds": {"/login": 2.3, "/mask-to-cidr": 1.275, "/version": 0.002},
+        "route_requests": {"/login": 25, "/mask-to-cidr": 15, "/quote": 9, "/version": 2},
+        "route_seconds": {"/login": 2.3, "/mask-to-cidr": 1.275, "/quote": 0.1, "/version": 0.0},
     }  # fmt: skip
     result = verdict(new, old)
-    assert (result["verdict"], result["thin"]) == ("pass", ["/mask-to-cidr (new 15, expected 22)"])
-    assert result["summary"].endswith("; too few to judge: /mask-to-cidr (new 15, expected 22)")
+    thin = ["/mask-to-cidr (new 15, expected 22)", "/quote (new 9, expected 11)"]
+    assert (result["verdict"], result["thin"]) == ("pass", thin)
+    assert result["summary"].endswith(f"; too few to judge: {', '.join(thin)}")
     # A route the new nodes did not serve at all is thin too; and one they served enough of is
     # judged: the same release over a window twice as long fails on it.
     del new["route_requests"]["/mask-to-cidr"]
-    assert verdict(new, old)["thin"] == ["/mask-to-cidr (new 0, expected 22)"]
+    assert verdict(new, old)["thin"][0] == "/mask-to-cidr (new 0, expected 22)"
     longer = {**new, "requests": 300, "route_requests": {"/login": 50, "/mask-to-cidr": 30}}
     longer["route_seconds"] = {"/login": 4.6, "/mask-to-cidr": 2.55}
-    result = verdict(longer, {**old, "requests": 4000})
+    result = verdict(longer, {**old, "requests": 4000, **OLD_ROUTES})
     assert (result["verdict"], result["thin"]) == ("fail", [])
     assert "mean latency of /mask-to-cidr 0.085 s" in result["reasons"][0]
 
