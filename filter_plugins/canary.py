@@ -17,6 +17,8 @@ A route the new nodes served fewer times, where the traffic split says a second 
 bring it there (they were expected to serve at least half of it), is *thin*: the verdict names
 it, and the bake takes one more window before it passes a batch a thin route might be hiding a
 regression in (a small share's luck of the draw let +80 ms through on 17 requests of 20).
+So are all routes when a side served fewer than ``min_requests`` but at least half of it: the
+bake takes one more window before it gives up on a verdict.
 
 - ``fail``: at least one SLI is past its limit (the numbers say which, new vs old, and the limit);
 - ``none``: no verdict can be given: a side has too few requests in the window for a ratio or a
@@ -133,8 +135,15 @@ def canary_verdict(
         if s["requests"] is None or s["requests"] < minimum
     ]
     if few:
+        # Every side at half the minimum or more: a second window is expected to reach it.
+        counts = [s["requests"] for s in summaries.values()]
+        thin = (
+            [f"all routes (new {counts[0]:.0f}, old {counts[1]:.0f}, of {minimum:.0f} each)"]
+            if all(count is not None and 2 * count >= minimum for count in counts)
+            else []
+        )
         return {
-            "verdict": "none", "reasons": few, "checks": [], "thin": [], "summary": "; ".join(few)
+            "verdict": "none", "reasons": few, "checks": [], "thin": thin, "summary": "; ".join(few)
         }  # fmt: skip
     checks, failed, unknowable = [], [], []
     for title, key, absolute, factor, shown in _SLIS:

@@ -165,6 +165,17 @@ def test_no_verdict_when_the_numbers_cannot_decide(new, old, why):
     assert why in result["summary"]
 
 
+def test_too_few_requests_but_half_the_minimum_on_each_side_is_thin_for_a_second_window():
+    # s17's CI: data at 30 % for 30 s served 97 of the 100 requests a verdict needs.
+    few = {"requests": 97, "errors": 0, "p99_seconds": 0.01, "cpu": 0.3}
+    result = verdict(few)
+    assert result["verdict"] == "none"
+    assert result["thin"] == ["all routes (new 97, old 2000, of 100 each)"]
+    # Less than half of it on a side, or a side unknown: a second window would not do.
+    assert verdict({**few, "requests": 49})["thin"] == []
+    assert verdict(few, None)["thin"] == []
+
+
 def test_a_measured_failure_wins_over_a_missing_sli():
     result = verdict({"requests": 400, "errors": 40, "p99_seconds": None, "cpu": 0.3})
     assert result["verdict"] == "fail"
