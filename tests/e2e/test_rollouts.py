@@ -2,14 +2,14 @@
 
 (a) site.yml deploys a new release to data and info in batches (and changes nothing else: its
 idempotence check), and rollback.yml returns info to the release before; (b) data rolls with a
-migration; (c) a bad release stops at the first batch and rolls back; (d) the lb reloads; (e)
-the infrastructure A/B switch replaces the info hosts; (f) the deploy lock; (h) scale.yml takes
-info from 2 to 4 nodes, where (i) the canary judges releases that pass the functional gate: it
-aborts one 80 ms slower on an endpoint and one failing 5 % of conversions, stops before any
-change with Prometheus down, and passes good ones (f rolls info in percent batches while a
-second rollout is refused); then info goes back to 2,
-and data from 2 to 3 and back; (g) the naive rollout, for comparison, last: it leaves info
-broken. The tests run in file order: each starts from the fleet the previous one left.
+migration; (c) a bad release stops at its first failed batch and the tier goes back; (d) the
+lb reloads; (e) the infrastructure A/B switch replaces the info hosts; (f) the deploy lock;
+(h) scale.yml takes info from 2 to 4 nodes, where (i) the canary judges releases that pass the
+functional gate: it aborts one 80 ms slower on an endpoint and one failing 5 % of conversions,
+stops before any change with Prometheus down, and passes good ones (f rolls info in percent
+batches while a second rollout is refused); then info goes back to 2, and data from 2 to 3 and
+back; (g) the naive rollout, for comparison, last: it leaves info broken. The tests run in
+file order: each starts from the fleet the previous one left.
 
 Each playbook run costs minutes of the suite on two cores, so each path runs once: site.yml on
 the whole fleet once after the first converge (a), rolling_update.yml for data once (b), for
@@ -275,31 +275,63 @@ def test_b_data_rolls_with_a_migration_without_a_failed_login_or_quote(fleet, re
     assert len(count_good_verdicts(receiver, done.stdout)) == 1
 
 
-def break_conversions(apps: Path) -> None:
-    """A release that starts and is healthy, but whose conversions fail: only the smoke sees it."""
-    cidr = apps / "info/src/fleetops_info/cidr.py"
-    cidr.write_text(
-        cidr.read_text() + "\n\ndef cidr_to_mask(value):\n    raise RuntimeError('bad release')\n"
-    )
+def break_conversions_but_on(host: str):
+    """A release that starts and is healthy everywhere, but whose conversions fail on every node
+    but ``host``: only the smoke sees it, and not on ``host``."""
+
+    def patch(apps: Path) -> None:
+        cidr = apps / "info/src/fleetops_info/cidr.py"
+        cidr.write_text(
+            cidr.read_text() + "\n\nimport socket as _socket\n\n"
+            f"if _socket.gethostname() != {host!r}:\n\n"
+            "    def cidr_to_mask(value):\n        raise RuntimeError('bad release')\n"
+        )
+
+    return patch
 
 
-def test_c_a_bad_release_stops_at_the_first_batch_and_rolls_back(fleet, receiver, token):
+def bad_release(fleet) -> str:
+    """(c)'s release, bad on every info node but the first of (c)'s (e and g reuse it)."""
+    return build(f"{BASE}.r3-bad", break_conversions_but_on(sorted(fleet.groups["info"])[0]))
+
+
+def test_c_a_bad_release_stops_at_its_first_failed_batch_and_the_whole_tier_goes_back(
+    fleet, receiver, token
+):
+    """The release passes the first batch's gate (info1) and fails the second's: that batch
+    rolls back, and info1 goes back too, through the same gated batch, before the run stops.
+    (No canary here: -e fleet_canary={}; (i) aborts at a canary's first batch.)"""
     before = running(fleet, "info")
-    bad = build(f"{BASE}.r3-bad", break_conversions)
+    first, second = sorted(fleet.groups["info"])[:2]
+    bad = bad_release(fleet)
     receiver.events.clear()
     with user_load(fleet, token) as load:
         time.sleep(2)
-        done = rollout(fleet, "-e", "tier=info", "-e", f"fleet_release_version={bad}")
+        done = rollout(
+            fleet,
+            "-e",
+            "tier=info",
+            "-e",
+            f"fleet_release_version={bad}",
+            "-e",
+            '{"fleet_canary": {}}',
+        )
         time.sleep(2)
-    record(fleet, "(c) bad release, rolled back", load)
+    record(fleet, "(c) bad release at the second batch, tier rolled back", load)
     assert done.returncode != 0
-    assert f"stopped at batch {fleet.groups['info'][0]}" in done.stdout, done.stdout[-4000:]
+    assert f"stopped at batch {second}" in done.stdout, done.stdout[-4000:]
+    returned = f"{first}, which this rollout had moved to {bad}, went back too"
+    assert returned in done.stdout
     assert running(fleet, "info") == before
     for _ in range(10):
         assert fetch(fleet.http + "/version")[2].decode().strip() in before.values()
     assert load.result.failed == 0, dict(load.result.reasons)
-    assert receiver.kinds() == ["start", "failure", "rollback"]
-    assert "Smoke" in receiver.events[1]["detail"]
+    # The first batch, the second's failure, the first's return (a batch of its own), the end.
+    assert receiver.kinds() == ["start", "batch", "failure", "batch", "rollback"]
+    assert "Smoke" in receiver.events[2]["detail"]
+    back = receiver.events[3]
+    assert (back["batch"], back["old_version"], back["new_version"]) == (first, bad, before[first])
+    assert returned in receiver.events[4]["result"]
     assert lock_file(fleet) == ""
 
 
@@ -364,7 +396,7 @@ def test_e_a_new_set_that_fails_its_gate_is_abandoned(fleet, receiver, token):
     before = running(fleet, "info")
     log_senders = lb_sources(fleet, 19532, "mon1")  # every host ships its journal to mon1
     assert log_senders
-    bad = build(f"{BASE}.r3-bad", break_conversions)
+    bad = bad_release(fleet)  # the new set's hosts are new: it fails on each
     receiver.events.clear()
     with user_load(fleet, token) as load:
         time.sleep(2)
