@@ -9,7 +9,7 @@ import bottle
 import pytest
 
 from fleetops_common.envconfig import ConfigError
-from fleetops_common.lameduck import DrainSettings, LameDuck, drained
+from fleetops_common.lameduck import Checker, DrainSettings, LameDuck, drained
 from fleetops_common.server import ServerSettings, build_server, serve_forever
 from fleetops_testing.http import get
 
@@ -33,8 +33,42 @@ def test_drained_is_quiet_or_at_the_limit(now, last_request, in_flight, expected
     assert verdict == expected
 
 
+@pytest.mark.parametrize(
+    ("checkers", "expected"),
+    [
+        ([Checker(last_seen=99.0, failed=1)], None),  # one 503: HAProxy (fall 2) still sends
+        ([Checker(last_seen=99.0, failed=2)], "quiet"),  # it has marked the node down
+        ([Checker(last_seen=95.0, failed=0)], "quiet"),  # silent for the gap: in maintenance
+        ([Checker(last_seen=96.0, failed=0)], None),  # may still check: wait for it
+        ([Checker(last_seen=99.5, failed=2), Checker(last_seen=99.0, failed=1)], None),
+    ],
+)
+def test_a_quiet_node_waits_for_every_recent_checker_to_mark_it_down(checkers, expected):
+    verdict = drained(
+        now=100.0,
+        since=90.0,
+        last_request=90.0,
+        in_flight=0,
+        checkers=checkers,
+        settings=SETTINGS,
+    )
+    assert verdict == expected
+    # The bound holds whatever the checkers do.
+    late = drained(
+        now=110.0, since=90.0, last_request=90.0, in_flight=0, checkers=checkers, settings=SETTINGS
+    )
+    assert late == "limit"
+
+
 def test_drain_settings_from_env():
-    assert DrainSettings.from_env({}) == DrainSettings(2.0, 20.0)
+    assert DrainSettings.from_env({}) == DrainSettings(2.0, 20.0, 2, 5.0)
+    assert DrainSettings.from_env(
+        {"DRAIN_CHECK_FALL": "3", "DRAIN_CHECK_GAP_SECONDS": "7.5"}
+    ) == DrainSettings(2.0, 20.0, 3, 7.5)
+    with pytest.raises(ConfigError, match="DRAIN_CHECK_FALL"):
+        DrainSettings.from_env({"DRAIN_CHECK_FALL": "2.5"})
+    with pytest.raises(ConfigError, match="DRAIN_CHECK_FALL"):
+        DrainSettings.from_env({"DRAIN_CHECK_FALL": "0"})
     assert DrainSettings.from_env({"DRAIN_QUIET_SECONDS": "1", "DRAIN_MAX_SECONDS": "0"}) == (
         DrainSettings(1.0, 0.0)
     )
@@ -52,9 +86,10 @@ class Clock:
         return self.now
 
 
-def call(app, path):
+def call(app, path, checker="10.0.0.1"):
     statuses = []
-    body = b"".join(app({"PATH_INFO": path}, lambda status, headers: statuses.append(status)))
+    environ = {"PATH_INFO": path, "REMOTE_ADDR": checker, "HTTP_USER_AGENT": "check"}
+    body = b"".join(app(environ, lambda status, headers: statuses.append(status)))
     return statuses[0][:3], body
 
 
@@ -72,7 +107,8 @@ def test_the_middleware_fails_health_only_while_draining_and_counts_the_rest():
     status, body = call(wrapped, "/_health")
     assert status == "503"
     assert b"draining" in body
-    assert duck.over() == "quiet"  # nothing served since long before
+    # Nothing served since long before, but the checker has seen one 503 of the two it needs.
+    assert duck.over() is None
     clock.now += 1
     assert call(wrapped, "/") == ("200", b"/")
     assert duck.over() is None
@@ -81,10 +117,40 @@ def test_the_middleware_fails_health_only_while_draining_and_counts_the_rest():
     assert call(wrapped, "/metrics") == ("200", b"/metrics")  # neither counts as traffic
     assert duck.over() is None
     clock.now += 0.5
-    assert duck.over() == "quiet"
+    assert duck.over() == "quiet"  # quiet, and the checker has marked the node down
     duck.begin()  # a second begin keeps the first start
     clock.now += 100
     assert duck.over() == "limit"
+
+
+def test_a_node_left_idle_waits_for_each_checker_and_one_in_maintenance_not_for_long():
+    clock = Clock()
+    duck = LameDuck(SETTINGS, ["/_health"], clock=clock)
+    wrapped = duck.wrap(lambda environ, start_response: start_response("200 OK", []) or [b""])
+    call(wrapped, "/_health", "10.0.0.1")
+    clock.now += 1
+    call(wrapped, "/_health", "10.0.0.2")
+    duck.begin()  # no traffic at all: only the two balancers' checks
+    for _ in range(2):
+        clock.now += 2
+        assert duck.over() is None
+        assert call(wrapped, "/_health", "10.0.0.1")[0] == "503"
+    # The first has marked the node down; the second stopped checking (maintenance) 5 s ago.
+    assert duck.over() is None
+    clock.now += 1
+    assert duck.over() == "quiet"
+
+
+def test_public_callers_of_the_health_path_are_remembered_only_so_many():
+    clock = Clock()
+    duck = LameDuck(SETTINGS, ["/_health"], clock=clock)
+    wrapped = duck.wrap(lambda environ, start_response: start_response("200 OK", []) or [b""])
+    for n in range(500):
+        call(wrapped, "/_health", f"10.0.{n // 250}.{n % 250}")
+    assert len(duck._checkers) == 64
+    clock.now += 5
+    call(wrapped, "/_health")
+    assert len(duck._checkers) == 1  # the rest are older than the gap
 
 
 def test_a_request_running_when_the_drain_begins_keeps_it_going():
@@ -110,7 +176,9 @@ def test_sigterm_serves_on_until_the_requests_stop(caplog):
     app = bottle.Bottle()
     app.route("/", callback=lambda: "hi")
     app.route("/_health", callback=lambda: "HEALTHY")
-    duck = LameDuck(DrainSettings(quiet_seconds=0.5, max_seconds=30), ["/_health"])
+    # One 503 marks the node down for this checker (the test's client).
+    settings = DrainSettings(quiet_seconds=0.5, max_seconds=30, check_fall=1)
+    duck = LameDuck(settings, ["/_health"])
     server = build_server(duck.wrap(app), ServerSettings(host="127.0.0.1", port=0, threads=2))
     port = server.effective_port
     log = []

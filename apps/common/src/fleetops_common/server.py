@@ -60,9 +60,10 @@ def serve_forever(server: Any, name: str, lame_duck: LameDuck | None = None) -> 
             raise SystemExit(0)
         settings = lame_duck.settings
         log.info(
-            "received signal %d, draining: health answers 503 until no request for %gs"
-            " (at most %gs)",
+            "received signal %d, draining: health answers 503 until each checker had %d"
+            " and no request came for %gs (at most %gs)",
             signum,
+            settings.check_fall,
             settings.quiet_seconds,
             settings.max_seconds,
         )
