@@ -64,8 +64,14 @@ def test_stopping_a_node_drops_nothing_and_it_rejoins(fleet, token, tier):
         f"{victim} stopped under load ({stopped:.1f} s to stop) and came back:"
         f" {result.sent} requests, {result.failed} failed"
     )
-    # HAProxy took the node out on its failed health check (the lame duck's 503), not on a
-    # refused connection: the service was still up and serving when it was marked down.
+    assert_left_on_a_failed_check(fleet, victim, unit, since)
+    assert result.sent > 100
+    assert result.failed == 0, dict(result.reasons)
+
+
+def assert_left_on_a_failed_check(fleet, victim, unit, since):
+    """HAProxy took the node out on its failed health check (the lame duck's 503), not on a
+    refused connection: the service was still up and serving when it was marked down."""
     haproxy_log = fleet.sh("lb1", f"journalctl -u haproxy --since @{since} --no-pager").stdout
     down = [line for line in haproxy_log.splitlines() if f"{victim} is DOWN" in line]
     assert down, haproxy_log[-3000:]
@@ -73,5 +79,14 @@ def test_stopping_a_node_drops_nothing_and_it_rejoins(fleet, token, tier):
     service_log = fleet.sh(victim, f"journalctl -u {unit} --since @{since} --no-pager").stdout
     assert "draining" in service_log, service_log[-3000:]
     assert "drained (quiet)" in service_log, service_log[-3000:]
-    assert result.sent > 100
-    assert result.failed == 0, dict(result.reasons)
+
+
+def test_an_idle_node_stops_only_once_haproxy_has_marked_it_down(fleet):
+    """No request comes, so the quiet time is over at once: the node still waits for the checks."""
+    victim = fleet.groups["data"][-1]
+    since = int(fleet.sh("lb1", "date +%s").stdout)
+    fleet.sh(victim, "systemctl stop fleetops-data")
+    assert backend_status(fleet, "data", victim) == 0
+    fleet.sh(victim, "systemctl start fleetops-data")
+    wait_for(lambda: backend_status(fleet, "data", victim) == 2, 30, f"{victim} UP")
+    assert_left_on_a_failed_check(fleet, victim, "fleetops-data", since)
