@@ -133,7 +133,8 @@ def test_python_dash_m_runs_main(monkeypatch, capsys):
 @pytest.mark.parametrize("argv", [["serve"], []], ids=["serve", "default"])
 def test_serve_answers_http_until_sigterm(environ, env, migrated, argv):
     port = free_port()
-    environ({**env, "PORT": str(port), "THREADS": "2"})
+    # The check is a health checker that stops checking: the lame duck waits out its gap.
+    environ({**env, "PORT": str(port), "THREADS": "2", "DRAIN_CHECK_GAP_SECONDS": "1"})
     seen = {}
 
     def check_then_stop():

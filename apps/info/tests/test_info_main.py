@@ -106,7 +106,8 @@ def test_python_dash_m_runs_main(environment, monkeypatch, capsys):
 
 def test_serves_until_sigterm(environment, fake_data, restore_signals, caplog):
     port = free_port()
-    environment(**info_env(fake_data.url, PORT=str(port)))
+    # The probe is a health checker that stops checking: the lame duck waits out its gap.
+    environment(**info_env(fake_data.url, PORT=str(port), DRAIN_CHECK_GAP_SECONDS="1"))
     seen = {}
 
     def probe_then_terminate():
