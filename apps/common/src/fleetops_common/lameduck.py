@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fleetops_common.envconfig import ConfigError, env_float
+from fleetops_common.envconfig import ConfigError, env_float, env_int
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -54,9 +54,7 @@ class DrainSettings:
         """``DRAIN_QUIET_SECONDS``, ``DRAIN_MAX_SECONDS`` (0: stop at once), ``DRAIN_CHECK_*``."""
         quiet = env_float(env, "DRAIN_QUIET_SECONDS", cls.quiet_seconds, minimum=0.1, maximum=60.0)
         limit = env_float(env, "DRAIN_MAX_SECONDS", cls.max_seconds, minimum=0.0, maximum=600.0)
-        fall = env_float(env, "DRAIN_CHECK_FALL", cls.check_fall, minimum=1, maximum=100)
-        if fall != int(fall):
-            raise ConfigError(f"DRAIN_CHECK_FALL must be a whole number, not {fall:g}")
+        fall = env_int(env, "DRAIN_CHECK_FALL", cls.check_fall, minimum=1, maximum=100)
         gap = env_float(
             env, "DRAIN_CHECK_GAP_SECONDS", cls.check_gap_seconds, minimum=0.1, maximum=600.0
         )
@@ -65,9 +63,7 @@ class DrainSettings:
                 f"DRAIN_MAX_SECONDS ({limit:g}) must be 0 or at least DRAIN_QUIET_SECONDS"
                 f" ({quiet:g})"
             )
-        return cls(
-            quiet_seconds=quiet, max_seconds=limit, check_fall=int(fall), check_gap_seconds=gap
-        )
+        return cls(quiet_seconds=quiet, max_seconds=limit, check_fall=fall, check_gap_seconds=gap)
 
 
 @dataclass
