@@ -123,10 +123,15 @@ def test_the_middleware_fails_health_only_while_draining_and_counts_the_rest():
     assert duck.over() == "limit"
 
 
-def test_a_node_left_idle_waits_for_each_checker_and_one_in_maintenance_not_for_long():
+def idle_duck() -> tuple[Clock, LameDuck, object]:
+    """A lame duck on a fake clock around an app that answers 200, and its wrapped app."""
     clock = Clock()
     duck = LameDuck(SETTINGS, ["/_health"], clock=clock)
-    wrapped = duck.wrap(lambda environ, start_response: start_response("200 OK", []) or [b""])
+    return clock, duck, duck.wrap(lambda environ, start: start("200 OK", []) or [b""])
+
+
+def test_a_node_left_idle_waits_for_each_checker_and_one_in_maintenance_not_for_long():
+    clock, duck, wrapped = idle_duck()
     call(wrapped, "/_health", "10.0.0.1")
     clock.now += 1
     call(wrapped, "/_health", "10.0.0.2")
@@ -142,9 +147,7 @@ def test_a_node_left_idle_waits_for_each_checker_and_one_in_maintenance_not_for_
 
 
 def test_public_callers_of_the_health_path_are_remembered_only_so_many():
-    clock = Clock()
-    duck = LameDuck(SETTINGS, ["/_health"], clock=clock)
-    wrapped = duck.wrap(lambda environ, start_response: start_response("200 OK", []) or [b""])
+    clock, duck, wrapped = idle_duck()
     for n in range(500):
         call(wrapped, "/_health", f"10.0.{n // 250}.{n % 250}")
     assert len(duck._checkers) == 64
